@@ -1,0 +1,45 @@
+# The README's two commands are `make run` and `make test`; each sets up what it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint bench migrate demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Percall with its dev tools
+
+migrate: install
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --noinput -v 0
+
+demo: migrate ## load the demo business once (idempotent) and run the pipeline
+	$(BIN)/python manage.py demo_load --if-empty
+	$(BIN)/python manage.py pipeline_run
+
+run: demo ## set everything up and serve on http://$(HOST):$(PORT)
+	$(BIN)/python manage.py demo_info
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install ## the whole suite; PostgreSQL tests run when DATABASE_URL points at one
+	$(BIN)/python -m pytest
+
+lint: install ## ruff, format, mypy, import boundaries, migrations in sync
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy apps config
+	$(BIN)/lint-imports
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: install ## ingestion and rollup throughput as one JSON line (PostgreSQL if DATABASE_URL)
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

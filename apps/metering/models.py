@@ -1,0 +1,247 @@
+"""The event store, its dedupe keys, hourly rollups and meters.
+
+Events are written only by the ingestion fast path (``services.event_store``), never through ORM
+objects; the ORM models describe the tables for reads, admin and migrations. On PostgreSQL the
+event table is partitioned by month of ``timestamp`` (see ``partitions``).
+"""
+
+from django.db import models
+
+from apps.core.models import BaseModel
+from apps.tenants.models import Tenant
+
+MONEY_DIGITS = 30  # up to 18 integer digits
+MONEY_PLACES = 12  # sub-micro unit costs stay exact
+
+
+def _dimension(max_length: int = 200) -> models.CharField:
+    return models.CharField(max_length=max_length, null=True, blank=True)
+
+
+class Event(models.Model):
+    """One metered call, stored once per (tenant, event_id); see ``EventKey`` for why.
+
+    Append-only: events are facts that invoices and statements were computed from. Corrections
+    arrive as new events (or, for billing, as adjustments); retention deletes only events that are
+    already rolled up and billed.
+    """
+
+    pk = models.CompositePrimaryKey("tenant_id", "timestamp", "event_id")
+    # No FK constraint: ingestion resolves tenants itself, and a per-row FK check would cost the
+    # hot path an index probe per event. Tenants are closed, never deleted.
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    timestamp = models.DateTimeField()
+    event_id = models.CharField(max_length=128)
+    type = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    endpoint = _dimension()
+    feature = _dimension()
+    workflow = _dimension()
+    trace_id = models.CharField(max_length=32, null=True, blank=True)
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    parent_span_id = models.CharField(max_length=16, null=True, blank=True)
+    team = _dimension()
+    service = _dimension()
+    environment = _dimension(64)
+    provider = _dimension(64)
+    model = _dimension(128)
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_read_tokens = models.BigIntegerField(null=True, blank=True)
+    cache_write_tokens = models.BigIntegerField(null=True, blank=True)
+    reasoning_tokens = models.BigIntegerField(null=True, blank=True)
+    credits = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True)
+    quantity = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True)
+    cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True)
+    cost_currency = models.CharField(max_length=3, null=True, blank=True)
+    latency_ms = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    status_code = models.SmallIntegerField(null=True, blank=True)
+    attempt = models.IntegerField(null=True, blank=True)  # 1 on the first try
+    cache_hit = models.BooleanField(null=True, blank=True)
+    bytes_in = models.BigIntegerField(null=True, blank=True)
+    bytes_out = models.BigIntegerField(null=True, blank=True)
+    external = models.BooleanField(null=True, blank=True)  # a call to a third party
+    user = _dimension()
+    properties = models.JSONField(default=dict)
+    backfill = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "metering_event"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class EventKey(models.Model):
+    """The dedupe index: one row per (tenant, event id), ever.
+
+    A separate table because a unique constraint on the month-partitioned event table would have
+    to include the timestamp, and then the same id sent with another timestamp would be stored
+    twice. The payload hash tells a harmless duplicate from a conflicting reuse of an id.
+    """
+
+    pk = models.CompositePrimaryKey("tenant_id", "event_id")
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    event_id = models.CharField(max_length=128)
+    payload_hash = models.CharField(max_length=32)
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        db_table = "metering_event_key"
+
+
+class IngestBatch(models.Model):
+    """One accepted ingestion request and its outcome counts; append-only audit of intake.
+    ``backfill`` marks admin-only writes of events older than the late window."""
+
+    id = models.BigAutoField(primary_key=True)
+    received_at = models.DateTimeField()
+    api_key_prefix = models.CharField(max_length=16)
+    content_type = models.CharField(max_length=64)
+    backfill = models.BooleanField(default=False)
+    accepted = models.IntegerField()
+    duplicates = models.IntegerField()
+    conflicts = models.IntegerField()
+    rejected = models.IntegerField()
+
+    class Meta:
+        db_table = "metering_ingest_batch"
+
+
+class IngestTally(models.Model):
+    """How many events one batch stored for one tenant and hour. Append-only (no counter row that
+    concurrent batches would fight over); the sum per hour is the intake side of the 3-way check."""
+
+    id = models.BigAutoField(primary_key=True)
+    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="tallies")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    accepted = models.IntegerField()
+
+    class Meta:
+        db_table = "metering_ingest_tally"
+        indexes = [models.Index(fields=["tenant", "hour"], name="ingest_tally_tenant_hour")]
+
+
+class RollupPending(models.Model):
+    """A queue of (tenant, hour) pairs whose rollup must be recomputed: one row per ingest batch
+    and hour, written in the batch's transaction. Insert-only, so concurrent batches never wait
+    on each other; the rollup claims rows by deleting them (SKIP LOCKED), and a batch that commits
+    later leaves its own row for the next run, so no event can slip between mark and recompute."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "metering_rollup_pending"
+
+
+ROLLUP_DIMENSIONS = (
+    "event_type",
+    "endpoint",
+    "feature",
+    "workflow",
+    "team",
+    "service",
+    "environment",
+    "provider",
+    "model",
+    "cost_currency",
+)
+
+
+class UsageRollup(models.Model):
+    """Hourly usage of one tenant by every well-known dimension ('' where an event had none).
+
+    Derived data: each (tenant, hour) is recomputed from raw events as a whole, never
+    incremented, so reruns and concurrent runs converge on the same rows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    hour = models.DateTimeField()
+    event_type = models.CharField(max_length=64)
+    endpoint = models.CharField(max_length=200, default="")
+    feature = models.CharField(max_length=200, default="")
+    workflow = models.CharField(max_length=200, default="")
+    team = models.CharField(max_length=200, default="")
+    service = models.CharField(max_length=200, default="")
+    environment = models.CharField(max_length=64, default="")
+    provider = models.CharField(max_length=64, default="")
+    model = models.CharField(max_length=128, default="")
+    cost_currency = models.CharField(max_length=3, default="")
+    events = models.BigIntegerField()
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    credits = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, default=0)
+    quantity = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, default=0)
+    cost = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, default=0)
+    latency_ms_sum = models.DecimalField(max_digits=24, decimal_places=3, default=0)
+    latency_ms_max = models.DecimalField(max_digits=15, decimal_places=3, null=True)
+    errors = models.BigIntegerField(default=0)  # status_code >= 400
+    retries = models.BigIntegerField(default=0)  # attempt > 1
+    cache_hits = models.BigIntegerField(default=0)
+    external_calls = models.BigIntegerField(default=0)
+    bytes_in = models.BigIntegerField(default=0)
+    bytes_out = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "metering_usage_rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "hour", *ROLLUP_DIMENSIONS], name="usage_rollup_grain_uniq"
+            )
+        ]
+
+
+class Meter(BaseModel):
+    """How events of one type become a billable quantity. Defined through the catalog; kept here
+    because metering owns the queries that evaluate it."""
+
+    class Aggregation(models.TextChoices):
+        COUNT = "count"
+        SUM = "sum"
+        MAX = "max"
+        UNIQUE_COUNT = "unique_count"
+        LATEST = "latest"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    event_type = models.CharField(max_length=64)
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
+    # A well-known attribute ("input_tokens") or "properties.<key>"; empty for count.
+    field = models.CharField(max_length=128, blank=True)
+    # Dimension equality filters, e.g. {"model": "gpt-4o", "properties.plan": "pro"}.
+    filters = models.JSONField(default=dict, blank=True)
+    group_by = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code

@@ -1,0 +1,36 @@
+"""Read path for tenants. ``scope_tenant_id`` is the caller's tenant, or None for the operator:
+a scoped caller sees only its own tenant, and any other id reads as not found."""
+
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from apps.tenants.errors import TenantNotFound
+from apps.tenants.models import Tenant
+
+
+def tenant_list(*, scope_tenant_id: UUID | None) -> QuerySet[Tenant]:
+    """Tenants the caller may see, ordered by external id."""
+    tenants = Tenant.objects.all()
+    if scope_tenant_id is not None:
+        tenants = tenants.filter(id=scope_tenant_id)
+    return tenants.order_by("external_id")
+
+
+def tenant_get(*, external_id: str, scope_tenant_id: UUID | None) -> Tenant:
+    """One tenant by external id; a foreign or unknown id raises TenantNotFound (404)."""
+    tenant = tenant_list(scope_tenant_id=scope_tenant_id).filter(external_id=external_id).first()
+    if tenant is None:
+        raise TenantNotFound(f"tenant {external_id!r} not found", field="tenant")
+    return tenant
+
+
+def tenant_ids_by_external_id(*, external_ids: set[str]) -> dict[str, tuple[UUID, datetime | None]]:
+    """Map external ids of open tenants to (tenant id, first call time), in one query."""
+    rows = (
+        Tenant.objects.filter(external_id__in=external_ids)
+        .exclude(status=Tenant.Status.CLOSED)
+        .values_list("external_id", "id", "first_call_at")
+    )
+    return {ext: (pk, first) for ext, pk, first in rows}

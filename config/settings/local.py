@@ -1,0 +1,6 @@
+"""Local development and the embedded demo (`make run`)."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import env
+
+DEBUG = env.bool("DEBUG", default=True)

@@ -1,0 +1,11 @@
+"""The test suite: SQLite unless DATABASE_URL says otherwise; tasks run in-process."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import CELERY_BROKER_URL
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests drive tasks directly; with a broker configured they are still run eagerly so each test
+# sees their effects, while PostgreSQL tests exercise the real database.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL_FOR_WORKER_TESTS = CELERY_BROKER_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
