@@ -18,6 +18,11 @@ Str64 = Annotated[str, msgspec.Meta(max_length=64)]
 Str128 = Annotated[str, msgspec.Meta(max_length=128)]
 Str200 = Annotated[str, msgspec.Meta(max_length=200)]
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+# Whole numbers: JSON integers are checked by msgspec itself; decimal strings ("812") are checked
+# by ``event_normalize``. A JSON fraction (5.5) is refused for these fields.
+Count = Annotated[int, msgspec.Meta(ge=0, le=10**18 - 1)] | str
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)] | str
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=10**18 - 1)] | str
 
 MAX_SIGNIFICANT_DIGITS = 18
 MAX_DECIMAL_PLACES = 12  # the event columns keep 12 places: sub-micro costs stay exact
@@ -25,9 +30,6 @@ MAX_INTEGER = 2**63 - 1
 MAX_PROPERTIES_BYTES = 16 * 1024
 _MS = Decimal("0.001")
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_HEX16 = re.compile(r"^[0-9a-f]{16}$")
-_W3C_IDS = (("trace_id", _HEX32, 32), ("span_id", _HEX16, 16), ("parent_span_id", _HEX16, 16))
 
 
 class EventInvalid(Exception):
@@ -56,21 +58,21 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     environment: Str64 | None = None
     provider: Str64 | None = None
     model: Str128 | None = None
-    input_tokens: Decimal | None = None
-    output_tokens: Decimal | None = None
-    cache_read_tokens: Decimal | None = None
-    cache_write_tokens: Decimal | None = None
-    reasoning_tokens: Decimal | None = None
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
+    cache_read_tokens: Count | None = None
+    cache_write_tokens: Count | None = None
+    reasoning_tokens: Count | None = None
     credits: Decimal | None = None
     quantity: Decimal | None = None
     cost: Decimal | None = None
     cost_currency: str | None = None
     latency_ms: Decimal | None = None
-    status_code: Decimal | None = None
-    attempt: Decimal | None = None
+    status_code: StatusCode | None = None
+    attempt: Attempt | None = None
     cache_hit: bool | None = None
-    bytes_in: Decimal | None = None
-    bytes_out: Decimal | None = None
+    bytes_in: Count | None = None
+    bytes_out: Count | None = None
     external: bool | None = None
     user: Str200 | None = None
 
@@ -106,21 +108,6 @@ ATTRIBUTE_COLUMNS = (
     "external",
     "user",
 )
-_INTEGER_FIELDS = frozenset(
-    (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "bytes_in",
-        "bytes_out",
-        "status_code",
-        "attempt",
-    )
-)
-_DECIMAL_FIELDS = frozenset(("credits", "quantity", "cost"))
-_NUMERIC_FIELDS = _INTEGER_FIELDS | _DECIMAL_FIELDS | {"latency_ms"}
 
 # OpenTelemetry attribute names in ``properties`` and the column each fills when the event does
 # not set it itself. Earlier names win: the served model over the requested one, current names
@@ -145,104 +132,173 @@ _OTEL_RESEND_COUNT = "http.request.resend_count"
 properties_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 
-def _number(field: str, value: Any) -> Decimal:
-    """A finite, non-negative Decimal of at most 18 significant digits, or EventInvalid."""
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise EventInvalid(f"{field}: expected a number or a decimal string, got {value!r}")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(value)
-    except ArithmeticError as exc:
-        raise EventInvalid(f"{field}: {value!r} is not a decimal number") from exc
-    if not number.is_finite():
-        raise EventInvalid(f"{field}: {value} is not a finite number")
-    if number < 0:
-        raise EventInvalid(f"{field}: {value} is negative")
-    # Trailing zeros are not significant ("1.500" has 2); the integer part is bounded too, so
-    # 1E+30 (one significant digit) still cannot overflow a column.
-    if (
-        len(number.normalize().as_tuple().digits) > MAX_SIGNIFICANT_DIGITS
-        or number.adjusted() >= MAX_SIGNIFICANT_DIGITS
-    ):
-        raise EventInvalid(f"{field}: {value} has more than 18 significant digits")
-    return number
-
-
-def _attribute_check(field: str, value: Any, label: str) -> Any:
-    """Check one numeric attribute and turn it into what its column stores."""
-    number = _number(label, value)
-    if field in _INTEGER_FIELDS:
-        if number != number.to_integral_value():
-            raise EventInvalid(f"{label}: {value} is not a whole number")
-        integer = int(number)
-        if integer > MAX_INTEGER:
-            raise EventInvalid(f"{label}: {value} is too large")
-        if field == "status_code" and not 100 <= integer <= 599:
-            raise EventInvalid(f"{label}: {value} is not an HTTP status code (100-599)")
-        if field == "attempt" and integer < 1:
-            raise EventInvalid(f"{label}: {value} must be at least 1 (1 is the first try)")
-        return integer
-    if field == "latency_ms":
-        return number.quantize(_MS, rounding=ROUND_HALF_UP)
-    exponent = number.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > MAX_DECIMAL_PLACES:
+def _number(label: str, value: Any) -> Decimal:
+    """A finite, non-negative Decimal of at most 18 significant digits, 18 integer digits and
+    12 decimal places (trailing zeros do not count), or EventInvalid naming ``label``."""
+    if type(value) is not Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise EventInvalid(f"{label}: expected a number or a decimal string, got {value!r}")
+        try:
+            value = Decimal(value)
+        except ArithmeticError as exc:
+            raise EventInvalid(f"{label}: {value!r} is not a decimal number") from exc
+    # One as_tuple() instead of several Decimal operations: this runs for every number.
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise EventInvalid(f"{label}: {value} is not a finite number")
+    if sign and any(digits):
+        raise EventInvalid(f"{label}: {value} is negative")
+    count = len(digits)
+    places = -exponent if exponent < 0 else 0
+    while places and count > 1 and digits[count - 1] == 0:  # only with trailing zeros
+        count -= 1
+        places -= 1
+    if count > MAX_SIGNIFICANT_DIGITS or len(digits) + exponent > MAX_SIGNIFICANT_DIGITS:
+        raise EventInvalid(f"{label}: {value} has more than 18 significant digits")
+    if places > MAX_DECIMAL_PLACES:
         raise EventInvalid(f"{label}: {value} has more than {MAX_DECIMAL_PLACES} decimal places")
-    return number
+    return value
 
 
-def _otel_fill(event: EventIn, attributes: dict[str, Any]) -> None:
+def _integer(label: str, value: Any, low: int = 0, high: int = MAX_INTEGER) -> int:
+    """A whole number in [low, high] from a decimal string (JSON integers are checked by
+    msgspec while decoding) or a number found in ``properties``."""
+    if type(value) is int and not isinstance(value, bool):
+        integer = value
+    else:
+        number = _number(label, value)
+        integer = int(number)
+        if integer != number:
+            raise EventInvalid(f"{label}: {value} is not a whole number")
+    if not low <= integer <= high:
+        if high == 599:
+            raise EventInvalid(f"{label}: {value} is not an HTTP status code (100-599)")
+        if low == 1:
+            raise EventInvalid(f"{label}: {value} must be at least 1 (1 is the first try)")
+        raise EventInvalid(f"{label}: {value} is too large")
+    return integer
+
+
+def _milliseconds(label: str, value: Any) -> Decimal:
+    """Latency in ms, kept to the microsecond (rounded half up beyond that)."""
+    number = _number(label, value)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return number.quantize(_MS, rounding=ROUND_HALF_UP) if exponent < -3 else number
+
+
+def _status(label: str, value: Any) -> int:
+    return _integer(label, value, 100, 599)
+
+
+def _attempt(label: str, value: Any) -> int:
+    return _integer(label, value, 1)
+
+
+def _count(label: str, value: Any) -> int:
+    return _integer(label, value, 0, 10**18 - 1)
+
+
+# The check (and conversion) of each numeric attribute, by column.
+_NUMERIC_CHECKS: dict[str, Any] = {
+    **dict.fromkeys(
+        (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "bytes_in",
+            "bytes_out",
+        ),
+        _count,
+    ),
+    "status_code": _status,
+    "attempt": _attempt,
+    **dict.fromkeys(("credits", "quantity", "cost"), _number),
+    "latency_ms": _milliseconds,
+}
+_POSITION = {column: index for index, column in enumerate(ATTRIBUTE_COLUMNS)}
+_NUMERIC_AT = tuple((_POSITION[c], c, check) for c, check in _NUMERIC_CHECKS.items())
+_HEX = "0123456789abcdef"
+_W3C_AT = tuple(
+    (_POSITION[c], c, n) for c, n in (("trace_id", 32), ("span_id", 16), ("parent_span_id", 16))
+)
+_OTEL_NAMES = frozenset(name for name, _ in OTEL_ATTRIBUTES) | {_OTEL_RESEND_COUNT}
+_FIRST_ATTRIBUTE = len(EventIn.__struct_fields__) - len(ATTRIBUTE_COLUMNS)
+assert EventIn.__struct_fields__[_FIRST_ATTRIBUTE:] == ATTRIBUTE_COLUMNS
+
+
+def _otel_fill(props: dict[str, Any], values: list[Any]) -> None:
     """Fill unset columns from OpenTelemetry attribute names found in ``properties``."""
-    props = event.properties
     for otel_name, column in OTEL_ATTRIBUTES:
-        if attributes.get(column) is None and otel_name in props:
+        position = _POSITION[column]
+        if values[position] is None and otel_name in props:
             value = props[otel_name]
             label = f"properties.{otel_name}"
-            if column in _NUMERIC_FIELDS:
-                attributes[column] = _attribute_check(column, value, label)
+            if column in _NUMERIC_CHECKS:
+                values[position] = _NUMERIC_CHECKS[column](label, value)
             elif isinstance(value, str) and value:
-                attributes[column] = value[:200]
+                values[position] = value[:128]
             else:
                 raise EventInvalid(f"{label}: expected a string, got {value!r}")
-    if attributes.get("attempt") is None and _OTEL_RESEND_COUNT in props:
+    attempt = _POSITION["attempt"]
+    if values[attempt] is None and _OTEL_RESEND_COUNT in props:
         label = f"properties.{_OTEL_RESEND_COUNT}"
-        resends = _attribute_check("bytes_in", props[_OTEL_RESEND_COUNT], label)  # a count
-        attributes["attempt"] = resends + 1
+        values[attempt] = _count(label, props[_OTEL_RESEND_COUNT]) + 1
 
 
-def event_normalize(event: EventIn, *, default_cost_currency: str) -> tuple[dict[str, Any], bytes]:
-    """The checked column values of one event and its properties as canonical JSON bytes."""
-    if not _EVENT_TYPE.match(event.type):
+_valid_types: set[str] = set()  # event types seen valid: most batches repeat a handful
+
+
+def _event_type_check(event_type: str) -> None:
+    if not _EVENT_TYPE.match(event_type):
         raise EventInvalid(
-            f"type: {event.type!r} must start with a letter or digit and use only letters, "
+            f"type: {event_type!r} must start with a letter or digit and use only letters, "
             "digits and . _ : / -"
         )
-    attributes: dict[str, Any] = {}
-    for column in ATTRIBUTE_COLUMNS:
-        value = getattr(event, column)
-        if value is not None and column in _NUMERIC_FIELDS:
-            value = _attribute_check(column, value, column)
-        attributes[column] = value
-    for column, pattern, digits in _W3C_IDS:
-        value = attributes[column]
-        if value is not None and (not pattern.match(value) or not value.strip("0")):
+    if len(_valid_types) < 10_000:
+        _valid_types.add(event_type)
+
+
+def event_normalize(event: EventIn, *, default_cost_currency: str) -> tuple[list[Any], bytes]:
+    """The checked column values of one event, in ``ATTRIBUTE_COLUMNS`` order, and its
+    properties as canonical JSON bytes (keys sorted). Raises EventInvalid naming the field."""
+    if event.type not in _valid_types:
+        _event_type_check(event.type)
+    values = list(msgspec.structs.astuple(event)[_FIRST_ATTRIBUTE:])
+    for position, column, check in _NUMERIC_AT:
+        value = values[position]
+        if value is not None and type(value) is not int:  # ints were checked while decoding
+            values[position] = check(column, value)
+    for position, column, length in _W3C_AT:
+        value = values[position]
+        if value is not None and (
+            len(value) != length or value.strip(_HEX) or not value.strip("0")
+        ):
             raise EventInvalid(
-                f"{column}: {value!r} is not a W3C id ({digits} lower-case hex digits, "
+                f"{column}: {value!r} is not a W3C id ({length} lower-case hex digits, "
                 "not all zero)"
             )
-    if event.properties:
-        _otel_fill(event, attributes)
-    currency = attributes["cost_currency"]
+    props = event.properties
+    if props and not _OTEL_NAMES.isdisjoint(props):
+        _otel_fill(props, values)
+    currency = values[_CURRENCY]
     if currency is not None and not currency_is_known(currency):
         raise EventInvalid(f"cost_currency: {currency!r} is not an ISO 4217 code")
-    if attributes["cost"] is not None and currency is None:
-        attributes["cost_currency"] = default_cost_currency
-    properties = properties_encoder.encode(event.properties)
+    if currency is None and values[_COST] is not None:
+        values[_CURRENCY] = default_cost_currency
+    properties = properties_encoder.encode(props)
     if len(properties) > MAX_PROPERTIES_BYTES:
         raise EventInvalid(
             f"properties: {len(properties)} bytes encoded, more than the {MAX_PROPERTIES_BYTES} "
             "allowed"
         )
-    return attributes, properties
+    return values, properties
+
+
+_CURRENCY = _POSITION["cost_currency"]
+_COST = _POSITION["cost"]
 
 
 def timestamp_to_ms(value: datetime) -> datetime:

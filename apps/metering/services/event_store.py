@@ -69,6 +69,9 @@ def _append_postgresql(rows: Sequence[StagedRow]) -> dict[int, str]:
             cursor.execute(_PG_STAGE)
             # Only a committed CREATE survives: a rolled-back batch takes the table with it.
             transaction.on_commit(lambda: _stage_ready.add(raw))
+        # ON COMMIT DELETE ROWS empties the stage only at commit: when the caller's transaction
+        # wraps several batches, the previous batch's rows are still there.
+        cursor.execute("DELETE FROM percall_ingest_stage")
         with cursor.copy(
             f"COPY percall_ingest_stage (idx, payload_hash, {_quoted}) FROM STDIN"
         ) as copy:

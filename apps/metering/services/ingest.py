@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.bulk import rows_insert
 from apps.core.jobs import job_enqueue_on_commit
 from apps.metering.errors import IngestBodyInvalid
 from apps.metering.models import IngestBatch, IngestTally
@@ -54,6 +55,9 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _event_decoder = msgspec.json.Decoder(EventIn, float_hook=Decimal)
 _hash_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
+_DECIMAL_POSITIONS = tuple(
+    ATTRIBUTE_COLUMNS.index(c) for c in ("credits", "quantity", "cost", "latency_ms")
+)
 
 
 @dataclass(frozen=True)
@@ -143,16 +147,15 @@ def _events_decode(
     return decoded
 
 
-def _payload_hash(event: EventIn, attributes: dict[str, Any], properties: bytes) -> str:
+def _payload_hash(event: EventIn, attributes: list[Any], properties: bytes) -> str:
     """What makes two sends of one id 'the same event': everything the sender said, with
     numbers compared by value (1.50 == 1.5). A timestamp left to the receive time is not part
     of it, so a retry without a timestamp is still a duplicate."""
-    canonical = (
-        event.type,
-        event.timestamp.isoformat() if event.timestamp else None,
-        [attributes[c] for c in ATTRIBUTE_COLUMNS],
-        properties,
-    )
+    values = list(attributes)
+    for position in _DECIMAL_POSITIONS:
+        if values[position] is not None:
+            values[position] = values[position].normalize()
+    canonical = (event.type, event.timestamp, values, properties)
     return hashlib.blake2b(_hash_encoder.encode(canonical), digest_size=16).hexdigest()
 
 
@@ -236,7 +239,7 @@ def events_ingest(
             item.id,
             item.type,
             received_at,
-            *attributes.values(),
+            *attributes,
             properties.decode(),
             backfill,
         )
@@ -313,9 +316,10 @@ def _record(
     hours = Counter(
         (s.tenant_id, s.timestamp.replace(minute=0, second=0, microsecond=0)) for s in stored
     )
-    IngestTally.objects.bulk_create(
-        IngestTally(batch=batch, tenant_id=tenant_id, hour=hour, accepted=count)
-        for (tenant_id, hour), count in hours.items()
+    rows_insert(
+        table=IngestTally._meta.db_table,
+        columns=("batch_id", "tenant_id", "hour", "accepted"),
+        rows=[(batch.id, tenant_id, hour, count) for (tenant_id, hour), count in hours.items()],
     )
     rollup_pending_mark(tenant_hours=set(hours), marked_at=received_at)
     earliest: dict[UUID, datetime] = {}

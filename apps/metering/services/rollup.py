@@ -14,6 +14,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.core.bulk import rows_insert
 from apps.core.jobs import job_enqueue_on_commit
 from apps.metering.models import ROLLUP_DIMENSIONS, RollupPending
 
@@ -58,9 +59,10 @@ _JOIN = (
 
 def rollup_pending_mark(*, tenant_hours: Iterable[TenantHour], marked_at: datetime) -> None:
     """Queue (tenant, hour) pairs for recomputation; call inside the writer's transaction."""
-    RollupPending.objects.bulk_create(
-        RollupPending(tenant_id=tenant_id, hour=hour, marked_at=marked_at)
-        for tenant_id, hour in tenant_hours
+    rows_insert(
+        table=RollupPending._meta.db_table,
+        columns=("tenant_id", "hour", "marked_at"),
+        rows=[(tenant_id, hour, marked_at) for tenant_id, hour in tenant_hours],
     )
 
 
@@ -87,11 +89,12 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
     columns = ", ".join(_INSERT_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            for tenant_id, hour in pairs:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    [f"rollup:{tenant_id}:{hour.isoformat()}"],
-                )
+            keys = sorted({f"rollup:{tenant_id}:{hour.isoformat()}" for tenant_id, hour in pairs})
+            cursor.execute(  # one round trip; ordered so that two runs cannot deadlock
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(key, 0) AS k "
+                "FROM unnest(%s::text[]) AS key ORDER BY 1) AS keys",
+                [keys],
+            )
             source = (
                 "WITH c(tenant_id, hour, hour_end) AS "
                 "(SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[]))"

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
@@ -85,3 +86,13 @@ class OperatorAdminScope(AdminScope):
             return False
         self.message = "this action needs an operator-wide admin key"
         return principal_of(request).tenant_id is None
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Describes ``Authorization: Bearer <key>`` in the OpenAPI document."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "A Percall API key (pc_...)"}
