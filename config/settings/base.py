@@ -67,7 +67,8 @@ TEMPLATES = [
 # IMMEDIATE transactions take the write lock up front so two writers queue instead of failing
 # half-way with "database is locked".
 SQLITE_PATH = env("SQLITE_PATH", default=str(VAR_DIR / "percall.sqlite3"))
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
+DATABASE_URL = env("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}"  # empty = unset
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
