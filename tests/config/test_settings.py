@@ -36,7 +36,7 @@ def test_production_refuses_to_start_without_allowed_hosts():
 
 
 def test_embedded_default_is_sqlite_with_tasks_in_process():
-    env = {k: "" for k in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env = dict.fromkeys(("DATABASE_URL", "CELERY_BROKER_URL"), "")
     result = _django_setup("config.settings.local", **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "True"]
