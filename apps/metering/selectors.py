@@ -5,7 +5,7 @@ other value restricts reads to that tenant (a foreign tenant reads as not found)
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -129,7 +129,8 @@ class IntakeCheck:
 
 def usage_intake_check(*, tenant_id: UUID, hour: datetime) -> IntakeCheck:
     """Compare intake tallies, raw events and rollups for one tenant and UTC hour."""
-    hour = hour.replace(minute=0, second=0, microsecond=0)
+    # In UTC first: with a half-hour offset (+05:30) the local hour is not a UTC hour.
+    hour = hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     ingested = IngestTally.objects.filter(tenant_id=tenant_id, hour=hour).aggregate(
         n=Coalesce(Sum("accepted"), 0)
     )["n"]

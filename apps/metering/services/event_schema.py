@@ -39,6 +39,7 @@ class EventInvalid(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.event_id: str | None = None  # the event's id, when it could still be read
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -60,6 +60,23 @@ _DECIMAL_POSITIONS = tuple(
 )
 
 
+class _EventId(msgspec.Struct):
+    id: str | None = None
+
+
+_event_id_decoder = msgspec.json.Decoder(_EventId)
+
+
+def _event_id_of(raw: msgspec.Raw) -> str | None:
+    """The id of an event that failed to decode, so its rejection still names it (error path
+    only: the fast path never decodes an event twice)."""
+    try:
+        event_id = _event_id_decoder.decode(raw).id
+    except msgspec.ValidationError:
+        return None
+    return event_id if event_id and len(event_id) <= 128 else None
+
+
 @dataclass(frozen=True)
 class IngestCaller:
     """Who sends: the key's public prefix and, for a tenant-bound key, its tenant."""
@@ -141,8 +158,11 @@ def _events_decode(
             else:
                 decoded.append(_event_decoder.decode(raw))
         except msgspec.ValidationError as exc:
-            decoded.append(EventInvalid(validation_message(exc)))
+            invalid = EventInvalid(validation_message(exc))
+            invalid.event_id = _event_id_of(raw)
+            decoded.append(invalid)
         except EventInvalid as exc:
+            exc.event_id = _event_id_of(raw)
             decoded.append(exc)
     return decoded
 
@@ -198,7 +218,7 @@ def events_ingest(
 
     staged: dict[tuple[UUID, str], _Staged] = {}
     for index, item in enumerate(decoded):
-        event_id = item.id if isinstance(item, EventIn) else None
+        event_id = item.id if isinstance(item, EventIn) else item.event_id
         try:
             if isinstance(item, EventInvalid):
                 raise item

@@ -8,7 +8,7 @@ the coming months ahead of time. Old months can then be detached and archived wh
 
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 _known: set[tuple[int, int]] = set()
 
@@ -37,6 +37,7 @@ def _existing() -> set[tuple[int, int]]:
     return months
 
 
+@transaction.atomic  # the advisory lock and the DETACH ... ATTACH hold only inside a transaction
 def _create(year: int, month: int) -> None:
     """Create one month, moving any rows the DEFAULT partition already holds for it."""
     start = datetime(year, month, 1, tzinfo=UTC)
@@ -76,10 +77,13 @@ def event_partitions_ensure(*, months: set[tuple[int, int]]) -> None:
     """Make sure a partition exists for each (year, month). Cheap when they already do."""
     if connection.vendor != "postgresql" or months <= _known:
         return
-    _known.update(_existing())
-    for year, month in sorted(months - _known):
+    found = _existing()
+    for year, month in sorted(months - found):
         _create(year, month)
-        _known.add((year, month))
+        found.add((year, month))
+    # Remember only committed partitions: a rolled-back batch takes its CREATE TABLE with it,
+    # and a stale entry would send that month to the DEFAULT partition for good.
+    transaction.on_commit(lambda: _known.update(found))
 
 
 def event_partitions_ahead(*, now: datetime, months_ahead: int = 2) -> list[str]:

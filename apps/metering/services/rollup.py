@@ -7,7 +7,7 @@ lock per pair, in sorted order, so two workers never rebuild one hour at the sam
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -151,7 +151,8 @@ def rollup_pending_run(*, batch_size: int = 500, max_batches: int = 1000) -> int
 def rollup_rebuild(*, tenant_id: UUID, start: datetime, end: datetime) -> int:
     """Queue and rebuild every hour of one tenant in ``[start, end)`` (after a repair or
     retention change). Returns the number of hours queued."""
-    hour = start.replace(minute=0, second=0, microsecond=0)
+    # In UTC first: with a half-hour offset (+05:30) the local hour is not a UTC hour.
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     pairs = []
     while hour < end:
         pairs.append((tenant_id, hour))

@@ -1,0 +1,400 @@
+"""Hourly rollups: exact sums per (tenant, hour, dimensions), idempotent, incremental, late
+events caught, and safe under concurrent runs and concurrent ingestion (PostgreSQL)."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import connection
+
+from apps.metering.models import RollupPending, UsageRollup
+from apps.metering.selectors import usage_intake_check
+from apps.metering.services.ingest import IngestCaller, events_ingest
+from apps.metering.services.rollup import rollup_pending_run, rollup_rebuild
+
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+H09 = datetime(2026, 11, 20, 9, tzinfo=UTC)
+H10 = datetime(2026, 11, 20, 10, tzinfo=UTC)
+H11 = datetime(2026, 11, 20, 11, tzinfo=UTC)
+CHAT = {"endpoint": "/v1/chat", "feature": "chat", "provider": "openai", "model": "gpt-4o"}
+
+
+def ingest(*events: dict) -> None:
+    """Send one batch through the ingestion service with an operator key; all must be stored."""
+    result = events_ingest(
+        body=json.dumps({"events": list(events)}).encode(),
+        content_type="application/json",
+        headers={},
+        caller=IngestCaller(api_key_prefix="test"),
+    )
+    assert result.rejected == result.conflicts == 0, result.results
+
+
+def event(event_id: str, at: str, tenant: str = "acme", **attributes) -> dict:
+    return {"id": event_id, "tenant": tenant, "type": "llm.call", "timestamp": at, **attributes}
+
+
+def snapshot() -> list[tuple]:
+    """Every rollup row without its surrogate id, in a stable order."""
+    fields = [f.name for f in UsageRollup._meta.concrete_fields if f.name != "id"]
+    return sorted(tuple(row) for row in UsageRollup.objects.values_list(*fields).order_by(*fields))
+
+
+def rollup_of(tenant, hour: datetime, **dimensions) -> UsageRollup:
+    return UsageRollup.objects.get(tenant=tenant, hour=hour, **dimensions)
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_rollup_sums_every_measure_per_tenant_hour_and_dimensions(make_tenant):
+    # given three chat calls in hour 10, a call of another model, one in hour 11, one elsewhere
+    acme, globex = make_tenant("acme"), make_tenant("globex")
+    first = {
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_read_tokens": 5,
+        "cache_write_tokens": 1,
+        "credits": "1.5",
+        "quantity": "2",
+        "cost": "0.000002",
+        "latency_ms": "120.5",
+        "status_code": 200,
+        "attempt": 1,
+        "cache_hit": False,
+        "external": True,
+        "bytes_in": 1000,
+        "bytes_out": 2000,
+    }
+    ingest(
+        event("c1", "2026-11-20T10:05:00Z", **CHAT, **first),
+        event(
+            "c2",
+            "2026-11-20T10:20:00Z",
+            **CHAT,
+            input_tokens=200,
+            output_tokens=40,
+            credits="0.25",
+            quantity="1",
+            cost="0.000002",
+            latency_ms="80.25",
+            status_code=429,
+            attempt=2,
+            cache_hit=True,
+            external=True,
+            bytes_in=10,
+        ),
+        event(
+            "c3",
+            "2026-11-20T10:59:59.999Z",
+            **CHAT,
+            input_tokens=300,
+            output_tokens=60,
+            reasoning_tokens=7,
+            cost="0.000002",
+            latency_ms="300",
+            status_code=500,
+            attempt=3,
+            cache_hit=True,
+            external=False,
+        ),
+        event("c4", "2026-11-20T10:30:00Z", **(CHAT | {"model": "gpt-4o-mini"}), input_tokens=9),
+        event("c5", "2026-11-20T11:00:00Z", **CHAT, **first),
+        event("g1", "2026-11-20T10:10:00Z", tenant="globex", **CHAT, **first),
+    )
+
+    # when the queued hours are rolled up
+    rebuilt = rollup_pending_run()
+
+    # then each (tenant, hour, dimensions) has one row with the exact sums
+    assert rebuilt == 3  # acme 10:00, acme 11:00, globex 10:00
+    chat = rollup_of(acme, H10, model="gpt-4o")
+    assert (chat.event_type, chat.endpoint, chat.feature, chat.provider, chat.cost_currency) == (
+        "llm.call",
+        "/v1/chat",
+        "chat",
+        "openai",
+        "USD",  # the default cost currency, since the events did not say
+    )
+    assert chat.events == 3
+    assert chat.input_tokens == 100 + 200 + 300
+    assert chat.output_tokens == 20 + 40 + 60
+    assert chat.cache_read_tokens == 5
+    assert chat.cache_write_tokens == 1
+    assert chat.reasoning_tokens == 7
+    assert chat.credits == Decimal("1.75")  # 1.5 + 0.25
+    assert chat.quantity == Decimal("3")  # 2 + 1
+    assert chat.cost == Decimal("0.000006")  # 0.000002 x 3, exact
+    assert chat.latency_ms_sum == Decimal("500.750")  # 120.5 + 80.25 + 300
+    assert chat.latency_ms_max == Decimal("300.000")
+    assert chat.errors == 2  # 429 and 500
+    assert chat.retries == 2  # attempts 2 and 3
+    assert chat.cache_hits == 2
+    assert chat.external_calls == 2
+    assert (chat.bytes_in, chat.bytes_out) == (1010, 2000)
+
+    mini = rollup_of(acme, H10, model="gpt-4o-mini")
+    assert (mini.events, mini.input_tokens, mini.cost_currency) == (1, 9, "")
+    assert mini.latency_ms_max is None
+    assert (mini.errors, mini.retries, mini.cache_hits, mini.external_calls) == (0, 0, 0, 0)
+
+    # an event exactly on the hour belongs to that hour, not the one before
+    hour_11 = rollup_of(acme, H11)
+    assert (hour_11.events, hour_11.input_tokens, hour_11.cost) == (1, 100, Decimal("0.000002"))
+    other = rollup_of(globex, H10)
+    assert (other.events, other.input_tokens, other.retries) == (1, 100, 0)
+    assert UsageRollup.objects.count() == 4
+    assert not RollupPending.objects.exists()
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_events_without_dimensions_roll_into_empty_string_rows(make_tenant):
+    # given bare events, one with an endpoint, and one bare event with a cost
+    acme = make_tenant("acme")
+    bare = {"type": "api.call", "tenant": "acme", "timestamp": "2026-11-20T10:01:00Z"}
+    ingest(
+        bare | {"id": "b1"},
+        bare | {"id": "b2"},
+        bare | {"id": "b3", "endpoint": "/v1/search"},
+        bare | {"id": "b4", "cost": "0.5", "cost_currency": "EUR"},
+    )
+
+    # when rolled up
+    rollup_pending_run()
+
+    # then missing dimensions are '' (not NULL), so the unique grain holds
+    dimensions = ("endpoint", "feature", "workflow", "team", "service", "environment")
+    empty = dict.fromkeys((*dimensions, "provider", "model", "cost_currency"), "")
+    plain = rollup_of(acme, H10, **empty)
+    assert plain.event_type == "api.call"
+    assert (plain.events, plain.input_tokens, plain.cost) == (2, 0, Decimal("0"))
+    assert rollup_of(acme, H10, **(empty | {"endpoint": "/v1/search"})).events == 1
+    costed = rollup_of(acme, H10, **(empty | {"cost_currency": "EUR"}))
+    assert (costed.events, costed.cost) == (1, Decimal("0.5"))
+    assert UsageRollup.objects.count() == 3
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_running_twice_and_rebuilding_a_range_leave_identical_rows(make_tenant):
+    # given events over three hours, rolled up once
+    acme = make_tenant("acme")
+    ingest(
+        event("a", "2026-11-20T09:15:00Z", **CHAT, input_tokens=10, cost="0.1"),
+        event("b", "2026-11-20T10:15:00Z", **CHAT, input_tokens=20, status_code=503),
+        event("c", "2026-11-20T10:45:00Z", model="o3", input_tokens=30, attempt=2),
+        event("d", "2026-11-20T11:15:00Z", **CHAT, input_tokens=40, latency_ms=7),
+    )
+    assert rollup_pending_run() == 3
+    first = snapshot()
+
+    # when the run is repeated, and every hour of the range is rebuilt from raw events
+    assert rollup_pending_run() == 0
+    second = snapshot()
+    assert rollup_rebuild(tenant_id=acme.id, start=H09, end=H11 + timedelta(hours=1)) == 3
+    assert rollup_pending_run() == 3
+    rebuilt = snapshot()
+    assert rollup_pending_run() == 0
+
+    # then the rows are the same each time
+    assert first == second == rebuilt
+    assert len(first) == 4
+    assert rollup_of(acme, H10, model="gpt-4o").errors == 1
+    assert rollup_of(acme, H10, model="o3").retries == 1
+
+
+@pytest.mark.django_db
+def test_a_late_event_for_an_already_rolled_hour_updates_it(make_tenant):
+    acme = make_tenant("acme")
+    with time_machine.travel(NOW, tick=False) as clock:
+        # given hour 10 rolled up with one event
+        ingest(event("early", "2026-11-20T10:05:00Z", **CHAT, input_tokens=100, cost="0.25"))
+        rollup_pending_run()
+        assert rollup_of(acme, H10).events == 1
+
+        # when, two days later, an event for that hour arrives and the rollup runs again
+        clock.move_to(NOW + timedelta(days=2))
+        ingest(event("late", "2026-11-20T10:55:00Z", **CHAT, input_tokens=50, cost="0.5"))
+        assert rollup_pending_run() == 1
+
+    # then the hour is recomputed with both events
+    row = rollup_of(acme, H10)
+    assert (row.events, row.input_tokens, row.cost) == (2, 150, Decimal("0.75"))
+    assert UsageRollup.objects.count() == 1
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_only_queued_hours_are_recomputed_and_rebuild_repairs_the_rest(make_tenant):
+    # given hours 9 and 10 rolled up
+    acme = make_tenant("acme")
+    ingest(
+        event("a", "2026-11-20T09:30:00Z", **CHAT, input_tokens=10),
+        event("b", "2026-11-20T10:30:00Z", **CHAT, input_tokens=20),
+    )
+    rollup_pending_run()
+    # and hour 9's row corrupted behind the rollup's back
+    UsageRollup.objects.filter(tenant=acme, hour=H09).update(events=999, input_tokens=0)
+
+    # when a new event touches only hour 10
+    ingest(event("c", "2026-11-20T10:40:00Z", **CHAT, input_tokens=5))
+    assert rollup_pending_run() == 1
+
+    # then hour 10 is recomputed and hour 9 is left alone
+    assert (rollup_of(acme, H10).events, rollup_of(acme, H10).input_tokens) == (2, 25)
+    assert (rollup_of(acme, H09).events, rollup_of(acme, H09).input_tokens) == (999, 0)
+
+    # when hour 9 is rebuilt explicitly
+    rollup_rebuild(tenant_id=acme.id, start=H09, end=H10)
+    assert rollup_pending_run() == 1
+
+    # then it matches its raw events again
+    assert (rollup_of(acme, H09).events, rollup_of(acme, H09).input_tokens) == (1, 10)
+    assert usage_intake_check(tenant_id=acme.id, hour=H09).balanced
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_rebuild_takes_utc_hours_whatever_the_offset_of_its_bounds(make_tenant):
+    # given hour 10:00Z rolled up
+    acme = make_tenant("acme")
+    ingest(event("a", "2026-11-20T10:30:00Z", **CHAT, input_tokens=10))
+    rollup_pending_run()
+    before = snapshot()
+
+    # when it is rebuilt with bounds in India time (+05:30): 15:45+05:30 is 10:15Z
+    india = timezone(timedelta(hours=5, minutes=30))
+    start, end = (
+        datetime(2026, 11, 20, 15, 45, tzinfo=india),
+        datetime(2026, 11, 20, 16, 30, tzinfo=india),
+    )
+    assert rollup_rebuild(tenant_id=acme.id, start=start, end=end) == 1
+    assert rollup_pending_run() == 1
+
+    # then the UTC hour 10:00Z is rebuilt, and no half-hour row appears
+    assert snapshot() == before
+    assert list(UsageRollup.objects.values_list("hour", flat=True)) == [H10]
+
+
+# --- PostgreSQL: concurrency ------------------------------------------------------------------
+
+HOURS = 96  # four days of hours, well inside the 35-day late window
+BASE = datetime(2026, 11, 15, tzinfo=UTC)  # on the hour, so a range of HOURS is exact
+
+
+def _in_threads(*targets) -> None:
+    """Run each target in its own thread, started together; each closes its DB connection."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(targets))
+
+    def runner(target) -> None:
+        try:
+            barrier.wait()
+            target()
+        except BaseException as exc:  # re-raised in the test thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+
+
+def _hour_events(prefix: str, tenant: str, hour_index: int) -> list[dict]:
+    at = BASE + timedelta(hours=hour_index, minutes=7)
+    return [
+        event(f"{prefix}-{tenant}-{hour_index}-{n}", at.isoformat(), tenant, **CHAT, input_tokens=3)
+        for n in range(2)
+    ]
+
+
+@pytest.fixture
+def rollup_deferred(monkeypatch):
+    """Ingestion and rebuilds queue hours but do not kick the rollup job: the test runs it."""
+    monkeypatch.setattr("apps.metering.services.ingest.job_enqueue_on_commit", lambda **kw: None)
+    monkeypatch.setattr("apps.metering.services.rollup.job_enqueue_on_commit", lambda **kw: None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@time_machine.travel(NOW, tick=False)
+def test_two_concurrent_runs_give_the_same_rows_as_one_run(make_tenant, rollup_deferred):
+    # given 2 tenants x 96 hours queued twice each (two ingest rounds)
+    tenants = [make_tenant("acme"), make_tenant("globex")]
+    for round_ in ("r1", "r2"):
+        for t in tenants:
+            batch = [e for h in range(HOURS) for e in _hour_events(round_, t.external_id, h)]
+            ingest(*batch)
+    assert RollupPending.objects.count() == 2 * 2 * HOURS
+
+    # when two workers drain the queue at once, in small batches so they interleave
+    counts: list[int] = []
+    _in_threads(*[lambda: counts.append(rollup_pending_run(batch_size=7))] * 2)
+
+    # then the queue is empty and each tenant-hour has 4 events x 3 tokens
+    assert not RollupPending.objects.exists()
+    assert sum(counts) >= 2 * HOURS
+    concurrent = snapshot()
+    assert len(concurrent) == 2 * HOURS
+    assert {(row.events, row.input_tokens) for row in UsageRollup.objects.all()} == {(4, 12)}
+
+    # and one single run over the same hours gives exactly the same rows
+    for t in tenants:
+        rollup_rebuild(tenant_id=t.id, start=BASE, end=BASE + timedelta(hours=HOURS))
+    assert rollup_pending_run() == 2 * HOURS
+    assert snapshot() == concurrent
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@time_machine.travel(NOW, tick=False)
+def test_a_run_concurrent_with_ingestion_ends_with_rollups_equal_to_raw_events(
+    make_tenant, rollup_deferred
+):
+    # given two tenants and three senders, each sending 12 batches over the same 24 hours
+    tenants = [make_tenant("acme"), make_tenant("globex")]
+    hours = 24
+    done = threading.Event()
+
+    def sender(name: str):
+        def send() -> None:
+            for batch in range(12):
+                ingest(
+                    *[
+                        e
+                        for t in tenants
+                        for h in range(hours)
+                        for e in _hour_events(f"{name}{batch}", t.external_id, h)
+                    ]
+                )
+
+        return send
+
+    def roller() -> None:
+        while not done.is_set():
+            rollup_pending_run(batch_size=5)
+
+    def senders() -> None:
+        try:
+            _in_threads(sender("x"), sender("y"), sender("z"))
+        finally:
+            done.set()
+
+    # when a rollup worker loops while they send, then runs once more at the end
+    _in_threads(roller, senders)
+    rollup_pending_run()
+
+    # then, for every tenant-hour, intake = raw events = rollups: 3 senders x 12 x 2 events
+    for t in tenants:
+        for h in range(hours):
+            check = usage_intake_check(tenant_id=t.id, hour=BASE + timedelta(hours=h))
+            assert (check.ingested, check.stored, check.rolled_up) == (72, 72, 72), check
+            assert check.balanced and not check.pending
+            assert check.rolled_up_tokens == 72 * 3
