@@ -110,24 +110,26 @@ def _append_sqlite(rows: Sequence[StagedRow]) -> dict[int, str]:
                         fresh.append(row)
         if not fresh:
             return existing
+        stamps = [ops.adapt_datetimefield_value(row[3]) for row in fresh]
+        received = ops.adapt_datetimefield_value(fresh[0][6])  # one receive time per batch
         cursor.executemany(
             "INSERT INTO metering_event_key (tenant_id, event_id, payload_hash, timestamp) "
             "VALUES (%s, %s, %s, %s)",
-            [(r[2].hex, r[4], r[1], ops.adapt_datetimefield_value(r[3])) for r in fresh],
+            [(r[2].hex, r[4], r[1], stamp) for r, stamp in zip(fresh, stamps, strict=True)],
         )
         placeholders = ", ".join("%s" for _ in STORED_COLUMNS)
         cursor.executemany(
             f"INSERT INTO metering_event ({_quoted}) VALUES ({placeholders})",
-            [_sqlite_values(row, ops) for row in fresh],
+            [_sqlite_values(r, s, received) for r, s in zip(fresh, stamps, strict=True)],
         )
     return existing
 
 
-def _sqlite_values(row: StagedRow, ops: Any) -> tuple[Any, ...]:
+def _sqlite_values(row: StagedRow, stamp: str | None, received: str | None) -> tuple[Any, ...]:
     values = list(row[2:])
     values[0] = values[0].hex  # SQLite stores UUIDs as 32 hex digits
-    values[1] = ops.adapt_datetimefield_value(values[1])
-    values[4] = ops.adapt_datetimefield_value(values[4])
+    values[1] = stamp
+    values[4] = received
     return tuple(values)
 
 

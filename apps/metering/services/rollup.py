@@ -121,9 +121,10 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
                     ops.adapt_datetimefield_value(hour + _HOUR),
                 ]
             cursor.execute(
-                f"{source} DELETE FROM metering_usage_rollup WHERE EXISTS (SELECT 1 FROM c "
-                "WHERE c.tenant_id = metering_usage_rollup.tenant_id "
-                "AND c.hour = metering_usage_rollup.hour)",
+                # A row-value IN uses the grain's unique index; a correlated EXISTS would
+                # scan the whole rollup table for every run.
+                f"{source} DELETE FROM metering_usage_rollup "
+                "WHERE (tenant_id, hour) IN (SELECT tenant_id, hour FROM c)",
                 params,
             )
         cursor.execute(

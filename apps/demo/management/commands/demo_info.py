@@ -1,0 +1,42 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from apps.demo.services import demo_info_gather, demo_ingest_key_issue
+
+BASE_URL = "http://127.0.0.1:8000"
+
+
+class Command(BaseCommand):
+    help = (
+        "Print where Percall runs, the demo logins and a fresh ingest API key with a curl "
+        "example (each run creates a new key: keys are shown only once)."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        info = demo_info_gather()
+        issued = demo_ingest_key_issue()
+        lines = [
+            "",
+            f"Percall is starting on {BASE_URL}",
+            f"  API docs:  {BASE_URL}/api/docs/",
+            f"  Admin:     {BASE_URL}/admin/"
+            + (f"  (demo login: {info.admin_login})" if info.admin_login else ""),
+            "",
+            f"A new ingest API key (scopes ingest, read; operator-wide; key {issued.api_key.prefix}"
+            ", shown only this once):",
+            f"  {issued.plaintext}",
+            "",
+        ]
+        if info.tenant is None:
+            lines.append("No tenant yet: run `python manage.py demo_load` to load the demo.")
+        else:
+            lines += [
+                f"Send one event for the demo tenant {info.tenant}:",
+                f"  curl -sS -X POST {BASE_URL}/api/v1/events \\",
+                f"    -H 'Authorization: Bearer {issued.plaintext}' \\",
+                "    -H 'Content-Type: application/json' \\",
+                f"    -d '{info.example_body}'",
+                "Sent twice, the second answer counts it as a duplicate: it is stored once.",
+            ]
+        self.stdout.write("\n".join(lines) + "\n")
