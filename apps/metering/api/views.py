@@ -1,4 +1,5 @@
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -177,7 +178,7 @@ def _usage_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for name in _DECIMAL_SUMS:
             if row.get(name) is not None:
-                row[name] = str(row[name])
+                row[name] = format(Decimal(row[name]).normalize(), "f")  # "0", never "0E-12"
     return rows
 
 
