@@ -1,7 +1,6 @@
 """meter_quantities: a meter's quantity from raw events over a half-open [start, end)."""
 
 import itertools
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,7 +9,7 @@ import time_machine
 
 from apps.metering.models import Meter
 from apps.metering.selectors import meter_quantities
-from apps.metering.services.ingest import IngestCaller, events_ingest
+from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -25,12 +24,7 @@ def _clock():
 
 
 def ingest(*events: dict) -> None:
-    result = events_ingest(
-        body=json.dumps({"events": list(events)}).encode(),
-        content_type="application/json",
-        headers={},
-        caller=IngestCaller(api_key_prefix="test"),
-    )
+    result = ingest_events(*events)
     assert result.accepted == len(events), result.results
 
 

@@ -1,7 +1,6 @@
 """Hourly rollups: exact sums per (tenant, hour, dimensions), idempotent, incremental, late
 events caught, and safe under concurrent runs and concurrent ingestion (PostgreSQL)."""
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -12,8 +11,8 @@ from django.db import connection
 
 from apps.metering.models import RollupPending, UsageRollup
 from apps.metering.selectors import usage_intake_check
-from apps.metering.services.ingest import IngestCaller, events_ingest
 from apps.metering.services.rollup import rollup_pending_run, rollup_rebuild
+from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 H09 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -23,14 +22,7 @@ CHAT = {"endpoint": "/v1/chat", "feature": "chat", "provider": "openai", "model"
 
 
 def ingest(*events: dict) -> None:
-    """Send one batch through the ingestion service with an operator key; all must be stored."""
-    result = events_ingest(
-        body=json.dumps({"events": list(events)}).encode(),
-        content_type="application/json",
-        headers={},
-        caller=IngestCaller(api_key_prefix="test"),
-    )
-    assert result.rejected == result.conflicts == 0, result.results
+    ingest_events(*events)
 
 
 def event(event_id: str, at: str, tenant: str = "acme", **attributes) -> dict:

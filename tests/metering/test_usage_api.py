@@ -1,6 +1,5 @@
 """GET /api/v1/usage: series from hourly rollups, grouped, by UTC hour or tenant-local day."""
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -8,9 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from apps.metering.services.ingest import IngestCaller, events_ingest
 from apps.metering.services.rollup import rollup_pending_run
 from apps.tenants.models import Tenant
+from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 URL = "/api/v1/usage"
@@ -24,12 +23,7 @@ def _clock():
 
 
 def ingest_and_roll_up(*events: dict) -> None:
-    result = events_ingest(
-        body=json.dumps({"events": list(events)}).encode(),
-        content_type="application/json",
-        headers={},
-        caller=IngestCaller(api_key_prefix="test"),
-    )
+    result = ingest_events(*events)
     assert result.accepted == len(events), result.results
     rollup_pending_run()
 
