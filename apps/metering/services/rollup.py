@@ -2,8 +2,13 @@
 
 Idempotent by construction: a run deletes a pair's rollup rows and rebuilds them from the events,
 so running twice gives the same rows and a late event is caught by the mark its batch left.
-Concurrent runs claim disjoint queue rows (SKIP LOCKED) and take a transaction-level advisory
-lock per pair, in sorted order, so two workers never rebuild one hour at the same time.
+Concurrent runs claim disjoint queue rows (SKIP LOCKED) and take transaction-level advisory locks
+on their tenants (hashed into a fixed number of buckets, in sorted order), so two workers never
+rebuild one tenant's hours at the same time and a run holds a bounded number of locks.
+
+Throughput comes from scanning, not probing: the claimed pairs are cut into windows of nearby
+hours, and each window is one range scan of the event table, kept to the claimed (tenant, hour)
+pairs by a hashed semi-join and grouped in one pass.
 """
 
 from collections.abc import Iterable, Sequence
@@ -49,12 +54,19 @@ _MEASURES = {
     "external_calls": "SUM(CASE WHEN e.external THEN 1 ELSE 0 END)",
 }
 _INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *_MEASURES]
-_SELECT = ", ".join(["e.tenant_id", "c.hour", *_DIMENSION_SOURCES.values(), *_MEASURES.values()])
-_GROUP = ", ".join(["e.tenant_id", "c.hour", *_DIMENSION_SOURCES.values()])
-_JOIN = (
-    'JOIN metering_event e ON e.tenant_id = c.tenant_id AND e."timestamp" >= c.hour '
-    'AND e."timestamp" < c.hour_end'
-)
+_HOUR_OF = {
+    # Truncating the naive UTC time is plain arithmetic; date_trunc on a timestamptz with a
+    # zone looks the zone up for every row.
+    "postgresql": """date_trunc('hour', e."timestamp" AT TIME ZONE 'UTC')""",
+    # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
+    "sqlite": """substr(e."timestamp", 1, 13) || ':00:00'""",
+}
+_LOCK_BUCKETS = 256  # at most this many advisory locks per run, whatever the tenant count
+# A gap this long between claimed hours starts a new scan: a late event for last week should not
+# drag a scan over every hour since. Dense claims become one scan however long: events arrive
+# interleaved in time, so a short window would read most of the same pages again.
+_WINDOW_GAP = timedelta(hours=6)
+_WINDOW_SPAN = timedelta(days=32)
 
 
 def rollup_pending_mark(*, tenant_hours: Iterable[TenantHour], marked_at: datetime) -> None:
@@ -84,57 +96,95 @@ def _claim(limit: int) -> list[TenantHour]:
     return sorted({(tenant_id, hour) for _, tenant_id, hour in claimed})
 
 
-def _recompute(pairs: Sequence[TenantHour]) -> None:
-    """Rebuild the rollup rows of ``pairs`` from raw events. Caller holds the transaction."""
-    columns = ", ".join(_INSERT_COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            keys = sorted({f"rollup:{tenant_id}:{hour.isoformat()}" for tenant_id, hour in pairs})
-            cursor.execute(  # one round trip; ordered so that two runs cannot deadlock
-                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(key, 0) AS k "
-                "FROM unnest(%s::text[]) AS key ORDER BY 1) AS keys",
-                [keys],
-            )
-            source = (
-                "WITH c(tenant_id, hour, hour_end) AS "
-                "(SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[]))"
-            )
-            params: list[Any] = [
-                [p[0] for p in pairs],
-                [p[1] for p in pairs],
-                [p[1] + _HOUR for p in pairs],
-            ]
-            cursor.execute(
-                f"{source} DELETE FROM metering_usage_rollup r USING c "
-                "WHERE r.tenant_id = c.tenant_id AND r.hour = c.hour",
-                params,
-            )
+def _windows(pairs: Sequence[TenantHour]) -> list[list[TenantHour]]:
+    """Cut pairs (sorted by hour) into runs of nearby hours, each worth one range scan."""
+    windows: list[list[TenantHour]] = []
+    for pair in sorted(pairs, key=lambda p: (p[1], p[0])):
+        current = windows[-1] if windows else None
+        if (
+            current is None
+            or pair[1] - current[-1][1] > _WINDOW_GAP
+            or pair[1] - current[0][1] > _WINDOW_SPAN
+        ):
+            windows.append([pair])
         else:
-            ops = connection.ops
-            values = ", ".join("(%s, %s, %s)" for _ in pairs)
-            source = f"WITH c(tenant_id, hour, hour_end) AS (VALUES {values})"
-            params = []
-            for tenant_id, hour in pairs:
-                params += [
-                    tenant_id.hex,
-                    ops.adapt_datetimefield_value(hour),
-                    ops.adapt_datetimefield_value(hour + _HOUR),
-                ]
-            cursor.execute(
-                # A row-value IN uses the grain's unique index; a correlated EXISTS would
-                # scan the whole rollup table for every run.
-                f"{source} DELETE FROM metering_usage_rollup "
-                "WHERE (tenant_id, hour) IN (SELECT tenant_id, hour FROM c)",
-                params,
-            )
-        cursor.execute(
-            f"{source} INSERT INTO metering_usage_rollup ({columns}) "
-            f"SELECT {_SELECT} FROM c {_JOIN} GROUP BY {_GROUP}",
-            params,
+            current.append(pair)
+    return windows
+
+
+def _tenants_lock(pairs: Sequence[TenantHour]) -> None:
+    """Serialise rebuilds per tenant bucket across workers (PostgreSQL; SQLite has one writer)."""
+    buckets = sorted({hash_bucket(tenant_id) for tenant_id, _ in pairs})
+    with connection.cursor() as cursor:
+        cursor.execute(  # one round trip; sorted so that two runs cannot deadlock
+            "SELECT count(pg_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b",
+            [_LOCK_SPACE, buckets],
         )
 
 
-def rollup_pending_run(*, batch_size: int = 500, max_batches: int = 1000) -> int:
+_LOCK_SPACE = 0x70C4  # the advisory lock namespace of rollups
+
+
+def hash_bucket(tenant_id: UUID) -> int:
+    return tenant_id.int % _LOCK_BUCKETS
+
+
+def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
+    """Delete and rebuild the rollup rows of ``pairs``, all within one short time window."""
+    vendor = connection.vendor
+    hour_of = _HOUR_OF["postgresql" if vendor == "postgresql" else "sqlite"]
+    start, end = pairs[0][1], pairs[-1][1] + _HOUR
+    tenants = sorted({tenant_id for tenant_id, _ in pairs})
+    if vendor == "postgresql":
+        source = "WITH c(tenant_id, hour) AS (SELECT * FROM unnest(%s::uuid[], %s::timestamp[]))"
+        # Naive UTC hours, to compare with the truncated naive UTC event times.
+        params: list[Any] = [[p[0] for p in pairs], [p[1].replace(tzinfo=None) for p in pairs]]
+        tenant_filter = "e.tenant_id = ANY(%s::uuid[])"
+        tenant_params: list[Any] = [tenants]
+        bounds: list[Any] = [start, end]
+    else:
+        adapt = connection.ops.adapt_datetimefield_value
+        source = f"WITH c(tenant_id, hour) AS (VALUES {', '.join('(%s, %s)' for _ in pairs)})"
+        params = [value for t, h in pairs for value in (t.hex, adapt(h))]
+        tenant_filter = f"e.tenant_id IN ({', '.join('%s' for _ in tenants)})"
+        tenant_params = [t.hex for t in tenants]
+        bounds = [adapt(start), adapt(end)]
+    if vendor == "postgresql":  # aware hours here, so that the (tenant, hour) index serves
+        cursor.execute(
+            "DELETE FROM metering_usage_rollup WHERE (tenant_id, hour) IN "
+            "(SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]))",
+            [[p[0] for p in pairs], [p[1] for p in pairs]],
+        )
+    else:
+        cursor.execute(
+            f"{source} DELETE FROM metering_usage_rollup "
+            "WHERE (tenant_id, hour) IN (SELECT tenant_id, hour FROM c)",
+            params,
+        )
+    dimensions = ", ".join(_DIMENSION_SOURCES.values())
+    hour_value = f"{hour_of} AT TIME ZONE 'UTC'" if vendor == "postgresql" else hour_of
+    cursor.execute(
+        f"{source} INSERT INTO metering_usage_rollup ({', '.join(_INSERT_COLUMNS)}) "
+        f"SELECT e.tenant_id, {hour_value}, {dimensions}, {', '.join(_MEASURES.values())} "
+        f'FROM metering_event e WHERE e."timestamp" >= %s AND e."timestamp" < %s '
+        f"AND {tenant_filter} AND (e.tenant_id, {hour_of}) IN (SELECT tenant_id, hour FROM c) "
+        f"GROUP BY e.tenant_id, {hour_of}, {dimensions}",
+        [*params, *bounds, *tenant_params],
+    )
+
+
+def _recompute(pairs: Sequence[TenantHour]) -> None:
+    """Rebuild the rollup rows of ``pairs`` from raw events. Caller holds the transaction."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _tenants_lock(pairs)
+            # Enough memory to hash-aggregate a claim's groups instead of sorting them on disk.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+        for window in _windows(pairs):
+            _recompute_window(cursor, window)
+
+
+def rollup_pending_run(*, batch_size: int = 20000, max_batches: int = 1000) -> int:
     """Recompute every queued (tenant, hour), ``batch_size`` queue rows per transaction.
     Returns how many distinct pairs were rebuilt. Safe to run twice or concurrently."""
     rebuilt = 0
