@@ -216,7 +216,10 @@ def test_invalid_event_is_rejected_with_a_message_naming_the_field(operator, fie
 @pytest.mark.parametrize(
     "fields",
     [
-        pytest.param({"quantity": "123456.789012345678"}, id="18-significant-12-places"),
+        pytest.param(
+            {"quantity": "123456.789012345678" if settings.USING_POSTGRES else "123.456789012345"},
+            id="most-significant-digits-12-places",
+        ),
         pytest.param({"properties": {"blob": "x" * 16373}}, id="properties-exactly-16KB"),
         pytest.param({"id": "x" * 128}, id="id-of-128"),
         pytest.param({"status_code": 100, "attempt": 1}, id="lowest-status-and-attempt"),
@@ -355,18 +358,24 @@ def test_numbers_from_json_numbers_or_strings_are_stored_as_exact_decimals(opera
     assert stored.cost_currency == "USD"  # the default currency of a cost
 
 
-@pytest.mark.xfail(
-    not settings.USING_POSTGRES,
-    strict=True,
-    reason="known defect: SQLite keeps decimals as REAL (15 significant digits), so an "
-    "accepted 18-digit value is rounded, and one with 18 integer digits cannot be read back",
-)
+@pytest.mark.skipif(not settings.USING_POSTGRES, reason="PostgreSQL keeps 18 digits")
 def test_eighteen_significant_digits_are_stored_exactly(operator):
     send(operator, event("e1", quantity="123456.789012345678", cost="999999999999999999"))
 
     stored = Event.objects.get()
     assert stored.quantity == Decimal("123456.789012345678")
     assert stored.cost == Decimal("999999999999999999")
+
+
+@pytest.mark.skipif(settings.USING_POSTGRES, reason="the 15-digit limit is SQLite's")
+def test_sqlite_refuses_what_it_would_round_instead_of_storing_it_changed(operator):
+    response = send(operator, event("e1", quantity="123456.789012345678"))
+
+    assert response.status_code == 207
+    assert response.json()["results"][0]["message"] == (
+        "quantity: 123456.789012345678 has more than 15 significant digits"
+    )
+    assert not Event.objects.exists()
 
 
 # --- bodies refused whole and keys ---------------------------------------------------------

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 import msgspec
+from django.conf import settings
 
 from apps.core.money import currency_is_known
 
@@ -24,7 +25,10 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=10**18 - 1)] | str
 StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)] | str
 Attempt = Annotated[int, msgspec.Meta(ge=1, le=10**18 - 1)] | str
 
-MAX_SIGNIFICANT_DIGITS = 18
+# PostgreSQL keeps 30-digit decimals exactly; the embedded SQLite stores them as 64-bit floats,
+# which keep 15 significant digits. A value SQLite would round is refused there, with this limit
+# in the message, rather than stored changed.
+MAX_SIGNIFICANT_DIGITS = 18 if settings.USING_POSTGRES else 15
 MAX_DECIMAL_PLACES = 12  # the event columns keep 12 places: sub-micro costs stay exact
 MAX_INTEGER = 2**63 - 1
 MAX_PROPERTIES_BYTES = 16 * 1024
@@ -155,7 +159,9 @@ def _number(label: str, value: Any) -> Decimal:
         count -= 1
         places -= 1
     if count > MAX_SIGNIFICANT_DIGITS or len(digits) + exponent > MAX_SIGNIFICANT_DIGITS:
-        raise EventInvalid(f"{label}: {value} has more than 18 significant digits")
+        raise EventInvalid(
+            f"{label}: {value} has more than {MAX_SIGNIFICANT_DIGITS} significant digits"
+        )
     if places > MAX_DECIMAL_PLACES:
         raise EventInvalid(f"{label}: {value} has more than {MAX_DECIMAL_PLACES} decimal places")
     return value
