@@ -43,6 +43,7 @@ _PG_APPEND = f"""
 WITH new_keys AS (
     INSERT INTO metering_event_key (tenant_id, event_id, payload_hash, "timestamp")
     SELECT tenant_id, event_id, payload_hash, "timestamp" FROM percall_ingest_stage
+    ORDER BY tenant_id, event_id  -- one global order: overlapping batches cannot deadlock
     ON CONFLICT DO NOTHING
     RETURNING tenant_id, event_id
 ), stored AS (
