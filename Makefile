@@ -32,6 +32,7 @@ test: install ## the whole suite; PostgreSQL tests run when DATABASE_URL points 
 	$(BIN)/python -m pytest
 
 lint: install ## ruff, format, mypy, import boundaries, migrations in sync
+	@mkdir -p var
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy apps config
