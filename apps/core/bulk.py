@@ -25,9 +25,18 @@ def rows_insert(*, table: str, columns: Sequence[str], rows: Iterable[Sequence[A
     if not values:
         return
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("%s" for _ in columns)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+    marks = f"({', '.join('%s' for _ in columns)})"
     if connection.vendor != "postgresql":
-        values = [tuple(_sqlite_value(v) for v in row) for row in values]
+        rows_sqlite = [tuple(_sqlite_value(v) for v in row) for row in values]
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES {marks}", rows_sqlite)
+        return
+    # One multi-row statement per chunk: executemany would send one INSERT per row.
+    chunk = max(1, 30_000 // len(columns))  # well under PostgreSQL's 65,535 parameters
     with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join(marks for _ in part)}",
+                [value for row in part for value in row],
+            )

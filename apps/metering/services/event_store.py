@@ -33,6 +33,8 @@ StagedRow = tuple[Any, ...]
 
 _quoted = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
 _stage_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_stage_dirty: "weakref.WeakSet[Any]" = weakref.WeakSet()  # staged rows not yet committed
+
 
 _PG_STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS percall_ingest_stage (
@@ -70,9 +72,12 @@ def _append_postgresql(rows: Sequence[StagedRow]) -> dict[int, str]:
             cursor.execute(_PG_STAGE)
             # Only a committed CREATE survives: a rolled-back batch takes the table with it.
             transaction.on_commit(lambda: _stage_ready.add(raw))
-        # ON COMMIT DELETE ROWS empties the stage only at commit: when the caller's transaction
-        # wraps several batches, the previous batch's rows are still there.
-        cursor.execute("DELETE FROM percall_ingest_stage")
+        if raw in _stage_dirty:
+            # ON COMMIT DELETE ROWS empties the stage only at commit: when the caller's
+            # transaction wraps several batches, the previous batch's rows are still there.
+            cursor.execute("DELETE FROM percall_ingest_stage")
+        _stage_dirty.add(raw)
+        transaction.on_commit(lambda: _stage_dirty.discard(raw))
         with cursor.copy(
             f"COPY percall_ingest_stage (idx, payload_hash, {_quoted}) FROM STDIN"
         ) as copy:

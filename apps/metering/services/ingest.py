@@ -347,7 +347,7 @@ def _record(
         seen = earliest.get(item.tenant_id)
         if seen is None or item.timestamp < seen:
             earliest[item.tenant_id] = item.timestamp
-    for tenant_id, at in earliest.items():
+    for tenant_id, at in sorted(earliest.items()):  # one lock order: no deadlocks
         known = first_calls.get(tenant_id)
         if known is None or at < known:
             tenant_first_call_record(tenant_id=tenant_id, at=at)

@@ -1,0 +1,184 @@
+"""The timed phases of ``run``: the raw COPY ceiling, HTTP ingest and rollup.
+
+Imported only once Django is set up on the scratch database: the app modules read settings when
+they are imported.
+"""
+
+import os
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from tests.bench.ceiling import copy_ceiling_measure
+from tests.bench.pyspy import workers_recorded
+from tests.bench.rollup import rollup_measure
+from tests.bench.scratch import ScratchDatabase, settle
+from tests.bench.server import (
+    CpuMeter,
+    ServerConfig,
+    batches_send,
+    child_pids,
+    gunicorn_serving,
+    log_tail,
+)
+from tests.bench.workload import (
+    LATE_FRACTION,
+    BenchTenant,
+    IngestWorkload,
+    ingest_workload_make,
+)
+
+WARMUP_BATCHES_PER_WORKER = 4
+WARMUP_BATCH_EVENTS = 100
+
+
+def env_int(name: str, default: int) -> int:
+    value = int(os.environ.get(name, default))
+    if value < 1:
+        raise SystemExit(f"bench: {name}={value}; must be at least 1")
+    return value
+
+
+def env_fraction(name: str, default: float) -> float:
+    value = float(os.environ.get(name, default))
+    if not 0 <= value <= 1:
+        raise SystemExit(f"bench: {name}={value}; must be between 0 and 1")
+    return value
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _stored_events() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM metering_event")
+        return int(cursor.fetchone()[0])
+
+
+def _http_measure(
+    *,
+    scratch: ScratchDatabase,
+    workload: IngestWorkload,
+    warmup: IngestWorkload,
+    key: str,
+    clients: int,
+    config: ServerConfig,
+) -> dict[str, Any]:
+    """Serve, warm every worker up, then POST every body once on the clock."""
+    settle(scratch)
+    with gunicorn_serving(env=scratch.django_env(), config=config) as (port, master_pid):
+        warm = batches_send(port=port, key=key, bodies=warmup.bodies, clients=clients)
+        if warm.errors or warm.accepted != warmup.events:
+            raise RuntimeError(
+                f"warm-up: statuses {dict(warm.statuses)}, errors {warm.errors}; server log "
+                f"{config.log_path} ends:\n" + log_tail(config.log_path, 60)
+            )
+        with workers_recorded(child_pids(master_pid)):
+            cpu = CpuMeter(master_pid=master_pid, database=scratch.pg_database)
+            cpu.start()
+            sent = batches_send(port=port, key=key, bodies=workload.bodies, clients=clients)
+            cpu_s = cpu.stop()
+    stored = _stored_events() - warmup.events
+    if sent.errors or set(sent.statuses) != {200} or sent.accepted != workload.events:
+        raise RuntimeError(
+            f"ingest: statuses {dict(sent.statuses)}, {sent.accepted} of {workload.events} "
+            f"accepted, errors {sent.errors}; server log {config.log_path} ends:\n"
+            + log_tail(config.log_path, 60)
+        )
+    if stored != workload.events:
+        raise RuntimeError(f"ingest: {stored} events stored of {workload.events} accepted")
+    return {
+        "ingest_http_events_per_s": round(workload.events / sent.elapsed_s),
+        "ingest_http_s": round(sent.elapsed_s, 2),
+        "ingest_cpu_s": cpu_s,
+    }
+
+
+def ingest_phase(
+    *,
+    scratch: ScratchDatabase,
+    tenants: list[BenchTenant],
+    key: str,
+    now: datetime,
+    skip_http: bool,
+) -> dict[str, Any]:
+    count = env_int("BENCH_EVENTS", 200_000)
+    clients = env_int("BENCH_CLIENTS", 4)
+    config = ServerConfig(
+        workers=env_int("BENCH_WORKERS", 2),
+        worker_class=os.environ.get("BENCH_WORKER_CLASS", "sync"),
+        threads=env_int("BENCH_THREADS", 1),
+    )
+    late_fraction = env_fraction("BENCH_LATE_FRACTION", LATE_FRACTION)
+    began = time.perf_counter()
+    workload = ingest_workload_make(
+        count=count, tenants=tenants, now=now, late_fraction=late_fraction
+    )
+    warmup = ingest_workload_make(
+        count=WARMUP_BATCHES_PER_WORKER * config.workers * WARMUP_BATCH_EVENTS,
+        tenants=tenants,
+        now=now,
+        seed=1,
+        first_index=10**9,
+        batch_size=WARMUP_BATCH_EVENTS,
+    )
+    log(
+        f"{count:,} events in {len(workload.bodies)} bodies "
+        f"({workload.body_bytes / 1e6:.0f} MB) built in {time.perf_counter() - began:.1f} s"
+    )
+    settle(scratch)
+    copy_s = copy_ceiling_measure(scratch=scratch, rows=workload.rows)
+    copy_rate = count / copy_s
+    log(f"raw COPY ceiling: {copy_rate:,.0f} events/s")
+    figures: dict[str, Any] = {
+        "events": count,
+        "batch_size": workload.batch_sizes[0],
+        "late_fraction": late_fraction,
+        "clients": clients,
+        "gunicorn": f"{config.workers} {config.worker_class} workers"
+        + (f" x {config.threads} threads" if config.worker_class == "gthread" else ""),
+        "copy_events_per_s": round(copy_rate),
+    }
+    if skip_http:
+        return figures
+    figures |= _http_measure(
+        scratch=scratch,
+        workload=workload,
+        warmup=warmup,
+        key=key,
+        clients=clients,
+        config=config,
+    )
+    figures["ingest_to_copy_ratio"] = round(figures["ingest_http_events_per_s"] / copy_rate, 3)
+    log(f"HTTP ingest: {figures['ingest_http_events_per_s']:,} events/s")
+    return figures
+
+
+def rollup_phase(
+    *, scratch: ScratchDatabase, tenants: list[BenchTenant], now: datetime
+) -> dict[str, Any]:
+    # On SQLite the load goes row by row through executemany (about 8,000 rows/s here): a
+    # smaller default keeps the run to a couple of minutes.
+    default = 1_000_000 if scratch.vendor == "postgresql" else 200_000
+    rollup = rollup_measure(
+        scratch=scratch,
+        count=env_int("BENCH_ROLLUP_EVENTS", default),
+        tenants=tenants,
+        now=now,
+        late_fraction=env_fraction("BENCH_ROLLUP_LATE_FRACTION", 1.0),
+        budget_s=env_int("BENCH_ROLLUP_MAX_SECONDS", 600),
+    )
+    rate = round(rollup.events / rollup.elapsed_s)
+    log(f"rollup: {rate:,} events/s" + ("" if rollup.complete else " (time budget ran out)"))
+    return {
+        "rollup_events": rollup.events,
+        "rollup_hours": rollup.pairs,
+        "rollup_complete": rollup.complete,
+        "rollup_events_per_s": rate,
+        "rollup_s": round(rollup.elapsed_s, 2),
+        "rollup_cpu_s": rollup.cpu_s,
+    }
