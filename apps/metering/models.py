@@ -125,8 +125,18 @@ class IngestTally(models.Model):
     concurrent batches would fight over); the sum per hour is the intake side of the 3-way check."""
 
     id = models.BigAutoField(primary_key=True)
-    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="tallies")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # No FK constraints: ingestion writes these rows with the batch and tenants it has just
+    # resolved, and per-row FK checks cost the hot path more than the insert itself.
+    batch = models.ForeignKey(
+        IngestBatch,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="tallies",
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     hour = models.DateTimeField()
     accepted = models.IntegerField()
 

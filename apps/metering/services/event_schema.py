@@ -310,5 +310,7 @@ _COST = _POSITION["cost"]
 
 def timestamp_to_ms(value: datetime) -> datetime:
     """The instant in UTC, truncated to the millisecond (the precision Percall keeps)."""
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    if value.tzinfo is not UTC:  # msgspec decodes "Z" to UTC itself: skip the conversion
+        value = value.astimezone(UTC)
+    extra = value.microsecond % 1000
+    return value.replace(microsecond=value.microsecond - extra) if extra else value
