@@ -49,6 +49,19 @@ BATCH_SIZE = 5000  # the ingestion API's largest batch
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
 
+@dataclass
+class TrafficTotals:
+    """What ingestion answered for the demo traffic, summed over its batches."""
+
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    batches: int = 0
+    problems: list[str] = field(default_factory=list)  # the first few refusals, for the log
+
+
 @dataclass(frozen=True)
 class DemoLoadResult:
     tenants: int  # demo tenants in the database after the load
@@ -56,13 +69,7 @@ class DemoLoadResult:
     cost_centers_created: int
     admin_created: bool
     window: TrafficWindow | None  # None when the load was skipped
-    sent: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    rejected: int = 0
-    batches: int = 0
-    problems: tuple[str, ...] = ()  # the first few conflicts or rejections
+    traffic: TrafficTotals = field(default_factory=TrafficTotals)
     seconds: float = 0.0
 
 
@@ -162,34 +169,17 @@ def demo_load(*, events: int, seed: int, days: int, if_empty: bool) -> DemoLoadR
         cost_centers_created=centers_created,
         admin_created=admin_created,
         window=window,
-        sent=totals.sent,
-        accepted=totals.accepted,
-        duplicates=totals.duplicates,
-        conflicts=totals.conflicts,
-        rejected=totals.rejected,
-        batches=totals.batches,
-        problems=tuple(totals.problems),
+        traffic=totals,
         seconds=time.monotonic() - started,
     )
 
 
-@dataclass
-class _Totals:
-    sent: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    rejected: int = 0
-    batches: int = 0
-    problems: list[str] = field(default_factory=list)  # the first few refusals, for the log
-
-
 def _traffic_send(
     *, seed: int, plans: list[TenantPlan], window: TrafficWindow, events: int
-) -> _Totals:
+) -> TrafficTotals:
     """Send the traffic in batches through ingestion, each batch its own transaction (so a
     crash keeps what was sent), in backfill mode: most of it is older than the late window."""
-    totals = _Totals()
+    totals = TrafficTotals()
     batch_size = min(BATCH_SIZE, settings.PERCALL_INGEST_MAX_EVENTS)
     batches = traffic_batches(
         seed=seed, plans=plans, window=window, events=events, batch_size=batch_size

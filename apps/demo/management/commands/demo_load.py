@@ -36,16 +36,18 @@ class Command(BaseCommand):
         if result.window is None:
             self.stdout.write(f"Demo already loaded ({result.tenants} tenants); nothing to do.")
             return
-        rate = result.sent / result.seconds if result.seconds else 0
+        traffic = result.traffic
+        rate = traffic.sent / result.seconds if result.seconds else 0
         self.stdout.write(
             f"Demo loaded: {result.tenants} tenants ({result.tenants_created} new), "
             f"{result.cost_centers_created} new cost centers, traffic "
             f"{result.window.start:%Y-%m-%d %H:%M} to {result.window.end:%Y-%m-%d %H:%M} UTC.\n"
-            f"Events: {result.sent} sent in {result.batches} batches, {result.accepted} accepted, "
-            f"{result.duplicates} duplicates, {result.conflicts} conflicts, "
-            f"{result.rejected} rejected; {result.seconds:.1f} s ({rate:,.0f} events/s)."
+            f"Events: {traffic.sent} sent in {traffic.batches} batches, "
+            f"{traffic.accepted} accepted, {traffic.duplicates} duplicates, "
+            f"{traffic.conflicts} conflicts, {traffic.rejected} rejected; "
+            f"{result.seconds:.1f} s ({rate:,.0f} events/s)."
         )
-        for problem in result.problems:
+        for problem in traffic.problems:
             self.stderr.write(f"  {problem}")
         if result.admin_created:
             self.stdout.write(
