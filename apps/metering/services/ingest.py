@@ -192,6 +192,47 @@ def _tenant_resolve(event: EventIn, caller: IngestCaller) -> str:
     return event.tenant
 
 
+@dataclass(frozen=True)
+class _Intake:
+    """What every event of one batch is checked against."""
+
+    caller: IngestCaller
+    tenants: dict[str, tuple[UUID, datetime | None]]
+    received_at: datetime
+    oldest: datetime  # the late window's lower bound, unless backfill
+    newest: datetime  # now plus the allowed clock skew
+    backfill: bool
+    cost_currency: str
+
+
+def _event_stage(index: int, item: EventIn, intake: _Intake) -> _Staged:
+    """Check one decoded event against the batch and shape its row; raises EventInvalid."""
+    tenant_name = _tenant_resolve(item, intake.caller)
+    if tenant_name not in intake.tenants:
+        raise EventInvalid(f"tenant: {tenant_name!r} is not a known tenant", code="unknown_tenant")
+    tenant_id = intake.tenants[tenant_name][0]
+    attributes, properties = event_normalize(item, default_cost_currency=intake.cost_currency)
+    timestamp = timestamp_to_ms(item.timestamp) if item.timestamp else intake.received_at
+    if timestamp < intake.oldest and not intake.backfill:
+        raise EventInvalid(
+            f"timestamp: {timestamp.isoformat()} is older than the "
+            f"{settings.PERCALL_INGEST_LATE_WINDOW_DAYS}-day late window",
+            code="timestamp_too_old",
+        )
+    if timestamp > intake.newest:
+        raise EventInvalid(
+            f"timestamp: {timestamp.isoformat()} is more than "
+            f"{settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS} s in the future",
+            code="timestamp_in_future",
+        )
+    payload_hash = _payload_hash(item, attributes, properties)
+    row = (
+        index, payload_hash, tenant_id, timestamp, item.id, item.type, intake.received_at,
+        *attributes, properties.decode(), intake.backfill,
+    )  # fmt: skip
+    return _Staged(index, item, tenant_id, timestamp, payload_hash, row)
+
+
 def events_ingest(
     *,
     body: bytes,
@@ -203,67 +244,33 @@ def events_ingest(
     """Validate and store a batch. Returns the counts and the outcome of every event that was
     not accepted. ``backfill`` (admin only) lifts the late window for corrections and imports."""
     now = timezone.now()
-    received_at = timestamp_to_ms(now)
-    oldest = now - timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS)
-    newest = now + timedelta(seconds=settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS)
-    cost_currency = settings.PERCALL_DEFAULT_COST_CURRENCY
     decoded = _events_decode(body=body, content_type=content_type, headers=headers)
+    names = {
+        item.tenant or caller.tenant_external_id for item in decoded if isinstance(item, EventIn)
+    }
+    intake = _Intake(
+        caller=caller,
+        tenants=tenant_ids_by_external_id(external_ids={n for n in names if n}),
+        received_at=timestamp_to_ms(now),
+        oldest=now - timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS),
+        newest=now + timedelta(seconds=settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS),
+        backfill=backfill,
+        cost_currency=settings.PERCALL_DEFAULT_COST_CURRENCY,
+    )
     result = IngestResult()
-
-    tenant_names = set()
-    for item in decoded:
-        if isinstance(item, EventIn):
-            tenant_names.add(item.tenant or caller.tenant_external_id or "")
-    tenants = tenant_ids_by_external_id(external_ids=tenant_names - {""})
-
     staged: dict[tuple[UUID, str], _Staged] = {}
     for index, item in enumerate(decoded):
-        event_id = item.id if isinstance(item, EventIn) else item.event_id
         try:
             if isinstance(item, EventInvalid):
                 raise item
-            tenant_name = _tenant_resolve(item, caller)
-            if tenant_name not in tenants:
-                raise EventInvalid(
-                    f"tenant: {tenant_name!r} is not a known tenant", code="unknown_tenant"
-                )
-            tenant_id = tenants[tenant_name][0]
-            attributes, properties = event_normalize(item, default_cost_currency=cost_currency)
-            timestamp = timestamp_to_ms(item.timestamp) if item.timestamp else received_at
-            if timestamp < oldest and not backfill:
-                raise EventInvalid(
-                    f"timestamp: {timestamp.isoformat()} is older than the "
-                    f"{settings.PERCALL_INGEST_LATE_WINDOW_DAYS}-day late window",
-                    code="timestamp_too_old",
-                )
-            if timestamp > newest:
-                raise EventInvalid(
-                    f"timestamp: {timestamp.isoformat()} is more than "
-                    f"{settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS} s in the future",
-                    code="timestamp_in_future",
-                )
+            event = _event_stage(index, item, intake)
         except EventInvalid as exc:
+            event_id = item.id if isinstance(item, EventIn) else item.event_id
             result.add(EventOutcome(index, event_id, REJECTED, exc.code, exc.message))
             continue
-        payload_hash = _payload_hash(item, attributes, properties)
-        key = (tenant_id, item.id)
-        first = staged.get(key)
-        if first is not None:  # the same id twice in one batch: the first one stands
-            result.add(_repeat_outcome(index, item.id, first.payload_hash == payload_hash))
-            continue
-        row = (
-            index,
-            payload_hash,
-            tenant_id,
-            timestamp,
-            item.id,
-            item.type,
-            received_at,
-            *attributes,
-            properties.decode(),
-            backfill,
-        )
-        staged[key] = _Staged(index, item, tenant_id, timestamp, payload_hash, row)
+        first = staged.setdefault((event.tenant_id, item.id), event)
+        if first is not event:  # the same id twice in one batch: the first one stands
+            result.add(_repeat_outcome(index, item.id, first.payload_hash == event.payload_hash))
 
     with transaction.atomic():
         stored = _store(staged=list(staged.values()), result=result)
@@ -273,8 +280,8 @@ def events_ingest(
             caller=caller,
             content_type=content_type,
             backfill=backfill,
-            received_at=received_at,
-            first_calls=dict(tenants.values()),
+            received_at=intake.received_at,
+            first_calls=dict(intake.tenants.values()),
         )
     result.results.sort(key=lambda outcome: outcome.index)
     return result
