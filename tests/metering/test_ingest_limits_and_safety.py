@@ -1,7 +1,6 @@
 """The body limit, exactly-once under failures and concurrency, and monthly partitions."""
 
 import json
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +10,7 @@ from django.test import Client
 
 from apps.metering.models import Event, EventKey, IngestBatch, IngestTally
 from apps.metering.services import ingest, partitions
+from tests.concurrency import run_together
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 URL = "/api/v1/events"
@@ -162,29 +162,15 @@ def test_retry_after_a_failed_insert_stores_the_event_once(
 
 def send_concurrently(key: str, bodies: list[str]) -> list[tuple[int, dict]]:
     """POST each body from its own thread and connection, all released at once."""
-    start = threading.Barrier(len(bodies))
-    answers: list[tuple[int, dict]] = []
-    errors: list[BaseException] = []
 
-    def run(body: str) -> None:
-        try:
-            client = Client()
-            start.wait()
-            response = post(client, key, body)
-            answers.append((response.status_code, response.json()))
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
+    def sender(body: str):
+        def send() -> tuple[int, dict]:
+            response = post(Client(), key, body)
+            return response.status_code, response.json()
 
-    threads = [threading.Thread(target=run, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    assert len(answers) == len(bodies)
-    return answers
+        return send
+
+    return run_together(*(sender(body) for body in bodies), timeout=120)
 
 
 @pytest.mark.postgres

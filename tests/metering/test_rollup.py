@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
 
 from apps.metering.models import RollupPending, UsageRollup
 from apps.metering.selectors import usage_intake_check
 from apps.metering.services.rollup import rollup_pending_run, rollup_rebuild
+from tests.concurrency import run_together
 from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
@@ -278,25 +278,7 @@ BASE = datetime(2026, 11, 15, tzinfo=UTC)  # on the hour, so a range of HOURS is
 
 
 def _in_threads(*targets) -> None:
-    """Run each target in its own thread, started together; each closes its DB connection."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(targets))
-
-    def runner(target) -> None:
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # re-raised in the test thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(t,)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_together(*targets)
 
 
 def _hour_events(prefix: str, tenant: str, hour_index: int) -> list[dict]:
