@@ -178,8 +178,10 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             _tenants_lock(pairs)
-            # Enough memory to hash-aggregate a claim's groups instead of sorting them on disk.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
+            # Hash-aggregate rather than sort a claim's groups; beyond this (x hash_mem_multiplier)
+            # the aggregate spills in batches, which measured no slower than 256MB (1M events:
+            # 66k vs 56-76k events/s) and keeps each worker's memory bounded.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         for window in _windows(pairs):
             _recompute_window(cursor, window)
 
