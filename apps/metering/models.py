@@ -14,6 +14,19 @@ MONEY_DIGITS = 30  # up to 18 integer digits
 MONEY_PLACES = 12  # sub-micro unit costs stay exact
 
 
+def _tenant_reference(*, db_index: bool = False) -> models.ForeignKey:
+    """The tenant of a hot-path row: no FK constraint, since ingestion resolves tenants itself
+    and a per-row FK check would cost each insert an index probe. Tenants are closed, never
+    deleted, so the reference cannot dangle."""
+    return models.ForeignKey(
+        Tenant,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=db_index,
+        related_name="+",
+    )
+
+
 def _dimension(max_length: int = 200) -> models.CharField:
     return models.CharField(max_length=max_length, null=True, blank=True)
 
@@ -27,15 +40,7 @@ class Event(models.Model):
     """
 
     pk = models.CompositePrimaryKey("tenant_id", "timestamp", "event_id")
-    # No FK constraint: ingestion resolves tenants itself, and a per-row FK check would cost the
-    # hot path an index probe per event. Tenants are closed, never deleted.
-    tenant = models.ForeignKey(
-        Tenant,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    tenant = _tenant_reference()
     timestamp = models.DateTimeField()
     event_id = models.CharField(max_length=128)
     type = models.CharField(max_length=64)
@@ -87,13 +92,7 @@ class EventKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("tenant_id", "event_id")
-    tenant = models.ForeignKey(
-        Tenant,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    tenant = _tenant_reference()
     event_id = models.CharField(max_length=128)
     payload_hash = models.CharField(max_length=32)
     timestamp = models.DateTimeField()
@@ -134,9 +133,7 @@ class IngestTally(models.Model):
         db_index=False,
         related_name="tallies",
     )
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    tenant = _tenant_reference()
     hour = models.DateTimeField()
     accepted = models.IntegerField()
 
@@ -152,13 +149,7 @@ class RollupPending(models.Model):
     later leaves its own row for the next run, so no event can slip between mark and recompute."""
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey(
-        Tenant,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    tenant = _tenant_reference()
     hour = models.DateTimeField()
     marked_at = models.DateTimeField()
 
@@ -188,9 +179,7 @@ class UsageRollup(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
+    tenant = _tenant_reference(db_index=True)
     hour = models.DateTimeField()
     event_type = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=200, default="")
