@@ -1,4 +1,5 @@
 import pytest
+import time_machine
 from django.db import connection
 
 from apps.tenants.services.api_keys import api_key_create
@@ -58,3 +59,11 @@ def api(client):
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def clock(request):
+    """Time stands still at the test module's ``NOW`` (aware UTC); yields the traveller so a
+    test can move it with ``clock.shift(...)``."""
+    with time_machine.travel(request.module.NOW, tick=False) as traveller:
+        yield traveller

@@ -41,12 +41,6 @@ def counts(output: str) -> dict[str, int]:
 
 
 @pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
 def loaded(clock) -> dict[str, int]:
     return counts(run("demo_load", *SMALL))
 

@@ -55,12 +55,6 @@ def acme_key(make_tenant, make_key):
     return make_key()
 
 
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
 def post(client, key, body, **extra):
     return client.post(
         URL,

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.conf import settings
 
 from apps.metering.models import Event, EventKey, IngestBatch
@@ -17,13 +16,7 @@ NOW = datetime(2026, 11, 20, 12, 30, 45, 678901, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 20, 12, 30, 45, 678000, tzinfo=UTC)
 URL = "/api/v1/events"
 DROP = object()  # an event field to leave out
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 def event(event_id="e1", **fields):

@@ -4,7 +4,6 @@ the selector and through GET /api/v1/usage/check."""
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 from django.db import connection
 
 from apps.metering.models import UsageRollup
@@ -12,14 +11,9 @@ from apps.metering.selectors import usage_intake_check
 from apps.metering.services.rollup import rollup_pending_run, rollup_rebuild
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("clock")
 H10 = datetime(2026, 11, 20, 10, tzinfo=UTC)
 URL = "/api/v1/usage/check"
-
-
-@pytest.fixture(autouse=True)
-def _clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

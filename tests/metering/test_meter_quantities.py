@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 
 from apps.metering.models import Meter
 from apps.metering.selectors import meter_quantities
@@ -14,13 +13,7 @@ from tests.metering.ingesting import ingest_events
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
 END = datetime(2026, 11, 20, 11, tzinfo=UTC)
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 def ingest(*events: dict) -> None:

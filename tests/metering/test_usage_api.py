@@ -5,7 +5,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 
 from apps.metering.services.rollup import rollup_pending_run
 from apps.tenants.models import Tenant
@@ -13,13 +12,7 @@ from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 URL = "/api/v1/usage"
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 def ingest_and_roll_up(*events: dict) -> None:

@@ -4,19 +4,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 
 from apps.tenants.models import Tenant
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 URL = "/api/v1/tenants"
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 @pytest.fixture
