@@ -1,8 +1,10 @@
 """Plain multi-row inserts for hot paths, where building an ORM object per row costs more than
-the insert itself. Values are Python values (UUID, aware datetime, Decimal, str, int, bool);
-this adapts them the way Django would for the current database."""
+the insert itself. Values are Python values (UUID, aware datetime, Decimal, str, int, bool), or
+for ``uuid`` and ``timestamptz`` columns their text (a UUID's canonical text, an ISO 8601 time
+with an offset), which hot paths already hold; this adapts them the way Django would for the
+current database."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,33 +12,52 @@ from uuid import UUID
 from django.db import connection
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return value.hex  # Django stores UUIDs as 32 hex digits on SQLite
-    if isinstance(value, datetime):
-        return connection.ops.adapt_datetimefield_value(value)
+def _sqlite_value(value: Any, kind: str) -> Any:
+    if kind == "uuid":
+        return (value if isinstance(value, UUID) else UUID(value)).hex  # Django's SQLite form
+    if kind == "timestamptz":
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return connection.ops.adapt_datetimefield_value(moment)
     return value
 
 
-def rows_insert(*, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """INSERT ``rows`` into ``table`` in one round of statements. Identifiers come from code,
-    never from input."""
+_AS_TEXT: dict[str, Callable[[Any], str]] = {"uuid": str, "timestamptz": datetime.isoformat}
+
+
+def rows_insert(
+    *, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """INSERT ``rows`` into ``table`` in one statement. ``types`` are the PostgreSQL types of
+    ``columns``. Identifiers and types come from code, never from input.
+
+    On PostgreSQL the rows travel as one array per column through ``unnest``: the statement's
+    text is the same whatever the row count, so psycopg parses it once per process, where a
+    multi-row VALUES list would be new text, with a parameter per value, every time. Times and
+    UUIDs are sent as text: psycopg's datetime dumper costs more than the rest of a row."""
     values = list(rows)
     if not values:
         return
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = f"({', '.join('%s' for _ in columns)})"
     if connection.vendor != "postgresql":
-        rows_sqlite = [tuple(_sqlite_value(v) for v in row) for row in values]
+        marks = f"({', '.join('%s' for _ in columns)})"
+        rows_sqlite = [
+            tuple(_sqlite_value(v, kind) for v, kind in zip(row, types, strict=True))
+            for row in values
+        ]
         with connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES {marks}", rows_sqlite)
         return
-    # One multi-row statement per chunk: executemany would send one INSERT per row.
-    chunk = max(1, 30_000 // len(columns))  # well under PostgreSQL's 65,535 parameters
+    arrays, columns_out = [], []
+    for kind, column in zip(types, zip(*values, strict=True), strict=True):
+        if kind in _AS_TEXT:  # sent as text[], cast by the server
+            as_text = _AS_TEXT[kind]
+            columns_out.append([v if isinstance(v, str) else as_text(v) for v in column])
+            arrays.append(f"%s::text[]::{kind}[]")
+        else:
+            columns_out.append(list(column))
+            arrays.append(f"%s::{kind}[]")
     with connection.cursor() as cursor:
-        for start in range(0, len(values), chunk):
-            part = values[start : start + chunk]
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join(marks for _ in part)}",
-                [value for row in part for value in row],
-            )
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({', '.join(arrays)})",
+            columns_out,
+        )

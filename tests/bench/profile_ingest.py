@@ -37,7 +37,7 @@ STEPS = (
     ("        COPY write_row", "psycopg/_copy.py", "write_row"),
     ("    _record (batch, tallies, marks)", "services/ingest.py", "_record"),
     ("      plain inserts (tallies, marks)", "core/bulk.py", "rows_insert"),
-    ("      first-call update", "tenants/services/tenants.py", "tenant_first_call_record"),
+    ("      first-call update", "tenants/services/tenants.py", "tenant_first_calls_record"),
     ("      rollup kick (on commit)", "core/jobs.py", "send"),
     ("    commit", "psycopg/connection.py", "commit"),
     ("  waiting on PostgreSQL (all statements)", "psycopg/connection.py", "wait"),

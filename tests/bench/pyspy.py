@@ -32,7 +32,7 @@ FRAMES = (
     ("    store: COPY + append statement", "_store", "services/ingest.py"),
     ("      COPY write_row", "write_row", "psycopg/"),
     ("    record: batch, tallies, marks", "_record", "services/ingest.py"),
-    ("      first-call updates", "tenant_first_call_record", "tenants/services/tenants.py"),
+    ("      first-call updates", "tenant_first_calls_record", "tenants/services/tenants.py"),
     ("    commit", "commit", "psycopg/connection.py"),
     ("  waiting on PostgreSQL (any statement)", *_DB_WAIT),
     ("reading the request (socket)", "read", "gunicorn/http/body.py"),

@@ -295,3 +295,22 @@ def test_otel_names_inside_cloud_event_data_are_mapped_too(operator):
     (stored,) = accepted(operator.post(URL, cloud_event("ce-1", data), content_type=CE))
 
     assert (stored.input_tokens, stored.model) == (50, "claude-sonnet")
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "limit"),
+    [
+        ("gen_ai.provider.name", "provider", 64),
+        ("gen_ai.response.model", "model", 128),
+        ("http.route", "endpoint", 200),
+    ],
+)
+def test_long_otel_text_is_cut_to_its_column(operator, name, column, limit):
+    """OTel names fill columns of fixed width: a longer value is kept to the width (the whole
+    value stays in properties), never an error for the batch."""
+    value = "x" * (limit + 40)
+
+    (stored,) = accepted(ingest(operator, otel_event("e1", **{name: value})))
+
+    assert getattr(stored, column) == "x" * limit
+    assert stored.properties == {name: value}

@@ -179,6 +179,12 @@ INVALID = [
     pytest.param({"span_id": "00f067aa0ba902b7ff"}, "span_id:", id="long-span-id"),
     pytest.param({"cost_currency": "usd"}, "cost_currency:", id="lower-currency"),
     pytest.param({"timestamp": "2026-11-20T12:00:00"}, "timestamp:", id="naive-timestamp"),
+    pytest.param({"timestamp": "yesterday"}, "timestamp:", id="not-a-time"),
+    pytest.param({"timestamp": "2026-13-20T12:00:00Z"}, "timestamp:", id="month-13"),
+    pytest.param({"timestamp": 1763640000}, "timestamp", id="epoch-number"),
+    pytest.param({"latency_ms": "1000000000000"}, "latency_ms:", id="latency-beyond-column"),
+    pytest.param({"cost": "1E+18"}, "cost:", id="19-integer-digits"),
+    pytest.param({"credits": "1" * 29}, "credits:", id="beyond-decimal-precision"),
     pytest.param({"cache_hit": "yes"}, "cache_hit:", id="non-boolean"),
     pytest.param({"properties": {"blob": "x" * 16374}}, "properties:", id="properties-16KB+1"),
     pytest.param({"tenant": DROP}, "tenant:", id="operator-key-without-tenant"),
@@ -217,6 +223,8 @@ def test_invalid_event_is_rejected_with_a_message_naming_the_field(operator, fie
         pytest.param({"id": "x" * 128}, id="id-of-128"),
         pytest.param({"status_code": 100, "attempt": 1}, id="lowest-status-and-attempt"),
         pytest.param({"input_tokens": "5.0"}, id="whole-number-with-zero-fraction"),
+        pytest.param({"latency_ms": "999999999999.999"}, id="longest-latency"),
+        pytest.param({"cost": "1.500000000000000000000"}, id="trailing-zeros-beyond-the-limits"),
     ],
 )
 def test_values_at_the_limits_are_accepted(operator, fields):
@@ -331,6 +339,44 @@ def test_timestamp_is_converted_to_utc_and_truncated_to_the_millisecond(operator
     send(operator, event("e1", timestamp="2026-11-20T10:15:00.123999+02:00"))
 
     assert Event.objects.get().timestamp == datetime(2026, 11, 20, 8, 15, 0, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("sent", "instant"),
+    [
+        ("2026-11-20T10:15:00.123Z", datetime(2026, 11, 20, 10, 15, 0, 123000, tzinfo=UTC)),
+        ("2026-11-20T10:15:00.123+00:00", datetime(2026, 11, 20, 10, 15, 0, 123000, tzinfo=UTC)),
+        ("2026-11-20T10:15:00Z", datetime(2026, 11, 20, 10, 15, tzinfo=UTC)),
+        ("2026-11-20T11:15:00.5+01:00", datetime(2026, 11, 20, 10, 15, 0, 500000, tzinfo=UTC)),
+        ("2026-11-20 10:15:00.123456+00:00", datetime(2026, 11, 20, 10, 15, 0, 123000, tzinfo=UTC)),
+    ],
+)
+def test_every_rfc3339_form_is_stored_as_its_utc_instant(operator, sent, instant):
+    response = send(operator, event("e1", timestamp=sent))
+
+    assert counts(response)["accepted"] == 1, response.json()
+    assert Event.objects.get().timestamp == instant
+
+
+def test_one_instant_written_two_ways_is_a_duplicate(operator):
+    send(operator, event("e1", timestamp="2026-11-20T10:15:00.120Z"))
+    response = send(operator, event("e1", timestamp="2026-11-20T11:15:00.12+01:00"))
+
+    assert counts(response) == {"accepted": 0, "duplicates": 1, "conflicts": 0, "rejected": 0}
+
+
+def test_whole_numbers_as_strings_store_what_json_integers_store(operator):
+    """A batch with a count sent as a string takes the event-by-event path; it stores exactly
+    what the one-call path stores for the same numbers as JSON integers."""
+    numbers = {"input_tokens": 812, "output_tokens": 96, "status_code": 429, "attempt": 2}
+    send(operator, event("ints", **numbers), event("ints-2", bytes_in=10))
+    send(operator, event("strings", **{k: str(v) for k, v in numbers.items()}), event("s-2"))
+
+    rows = {
+        e.event_id: (e.input_tokens, e.output_tokens, e.status_code, e.attempt)
+        for e in Event.objects.filter(event_id__in=["ints", "strings"])
+    }
+    assert rows == {"ints": (812, 96, 429, 2), "strings": (812, 96, 429, 2)}
 
 
 def test_numbers_from_json_numbers_or_strings_are_stored_as_exact_decimals(operator):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from apps.metering.services.event_schema import EventIn, EventInvalid
+from apps.metering.services.event_schema import EventIn, EventInvalid, utc_text
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _EVENT_FIELDS = frozenset(EventIn.__struct_fields__) - {"id", "type", "tenant", "timestamp"}
@@ -58,7 +58,7 @@ def cloud_event_to_event(cloud: CloudEventIn) -> EventIn:
         "id": cloud.id,
         "type": cloud.type,
         "tenant": cloud.subject,
-        "timestamp": cloud.time,
+        "timestamp": None if cloud.time is None else utc_text(cloud.time),
     }
     for key, value in data.items():
         if key in _EVENT_FIELDS:

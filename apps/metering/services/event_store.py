@@ -1,7 +1,7 @@
 """The event store's write side: append a batch once per (tenant, event id).
 
-This is the interface DESIGN.md names (append batch, aggregate range, iterate raw). Rows are
-plain tuples in ``STORED_COLUMNS`` order; no ORM object is built per event.
+This is the interface DESIGN.md names (append batch, aggregate range, iterate raw). Events come
+as ``StagedEvent`` tuples, already checked; no ORM object is built per event.
 
 PostgreSQL: COPY the batch into a per-connection temporary staging table, then one statement
 inserts the dedupe keys with ``ON CONFLICT DO NOTHING`` and the events whose key was new. The
@@ -12,11 +12,13 @@ the rest cannot race; the primary key still backs it.
 
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from django.db import connection, transaction
 
-from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS
+from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS, utc_text
 
 STORED_COLUMNS = (
     "tenant_id",
@@ -28,8 +30,20 @@ STORED_COLUMNS = (
     "properties",
     "backfill",
 )
-# A staged row is (index in the request, payload hash, *STORED_COLUMNS values).
-StagedRow = tuple[Any, ...]
+
+
+class StagedEvent(NamedTuple):
+    """One checked event on its way into the store."""
+
+    position: int  # its index in the request
+    payload_hash: str
+    tenant_id: str  # the tenant's UUID as text: what COPY sends, and cheap to hash
+    timestamp: str  # ``utc_text``: UTC to the millisecond
+    event_id: str
+    type: str
+    attributes: list[Any]  # ATTRIBUTE_COLUMNS order
+    properties: str  # canonical JSON
+
 
 _quoted = ", ".join(f'"{c}"' for c in STORED_COLUMNS)
 _stage_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()
@@ -65,7 +79,12 @@ WHERE s.idx = ANY(%s)
 """
 
 
-def _append_postgresql(rows: Sequence[StagedRow]) -> dict[int, str]:
+def _append_postgresql(
+    events: Sequence[StagedEvent], received_at: datetime, backfill: bool
+) -> dict[int, str]:
+    # Text where psycopg's dumpers cost most: times and tenant ids are already text, and the
+    # batch's one receive time is turned into text once.
+    received = utc_text(received_at)
     with connection.cursor() as cursor:
         raw = connection.connection
         if raw not in _stage_ready:
@@ -81,8 +100,12 @@ def _append_postgresql(rows: Sequence[StagedRow]) -> dict[int, str]:
         with cursor.copy(
             f"COPY percall_ingest_stage (idx, payload_hash, {_quoted}) FROM STDIN"
         ) as copy:
-            for row in rows:
-                copy.write_row(row)
+            write = copy.write_row
+            for e in events:
+                write((
+                    e.position, e.payload_hash, e.tenant_id, e.timestamp, e.event_id,
+                    e.type, received, *e.attributes, e.properties, backfill,
+                ))  # fmt: skip
         cursor.execute(_PG_APPEND)
         missed = [idx for (idx,) in cursor.fetchall()]
         if not missed:
@@ -91,64 +114,76 @@ def _append_postgresql(rows: Sequence[StagedRow]) -> dict[int, str]:
         return dict(cursor.fetchall())
 
 
-def _append_sqlite(rows: Sequence[StagedRow]) -> dict[int, str]:
+def _append_sqlite(
+    events: Sequence[StagedEvent], received_at: datetime, backfill: bool
+) -> dict[int, str]:
     ops = connection.ops
     existing: dict[int, str] = {}
-    fresh: list[StagedRow] = []
-    by_tenant: dict[Any, list[StagedRow]] = {}
-    for row in rows:
-        by_tenant.setdefault(row[2], []).append(row)
+    fresh: list[StagedEvent] = []
+    by_tenant: dict[str, list[StagedEvent]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant_id, []).append(event)
     with connection.cursor() as cursor:
-        for tenant_id, tenant_rows in by_tenant.items():
-            for start in range(0, len(tenant_rows), 500):
-                chunk = tenant_rows[start : start + 500]
+        for tenant_id, tenant_events in by_tenant.items():
+            for start in range(0, len(tenant_events), 500):
+                chunk = tenant_events[start : start + 500]
                 marks = ", ".join("%s" for _ in chunk)
                 cursor.execute(
                     "SELECT event_id, payload_hash FROM metering_event_key "
                     f"WHERE tenant_id = %s AND event_id IN ({marks})",
-                    [tenant_id.hex, *(row[4] for row in chunk)],
+                    [UUID(tenant_id).hex, *(event.event_id for event in chunk)],
                 )
                 known = dict(cursor.fetchall())
-                for row in chunk:
-                    if row[4] in known:
-                        existing[row[0]] = known[row[4]]
+                for event in chunk:
+                    if event.event_id in known:
+                        existing[event.position] = known[event.event_id]
                     else:
-                        fresh.append(row)
+                        fresh.append(event)
         if not fresh:
             return existing
-        stamps = [ops.adapt_datetimefield_value(row[3]) for row in fresh]
-        received = ops.adapt_datetimefield_value(fresh[0][6])  # one receive time per batch
+        # Django's SQLite form of a datetime: naive UTC text.
+        stamps = [ops.adapt_datetimefield_value(datetime.fromisoformat(e.timestamp)) for e in fresh]
+        received = ops.adapt_datetimefield_value(received_at)
         cursor.executemany(
             "INSERT INTO metering_event_key (tenant_id, event_id, payload_hash, timestamp) "
             "VALUES (%s, %s, %s, %s)",
-            [(r[2].hex, r[4], r[1], stamp) for r, stamp in zip(fresh, stamps, strict=True)],
+            [
+                (UUID(e.tenant_id).hex, e.event_id, e.payload_hash, t)
+                for e, t in zip(fresh, stamps, strict=True)
+            ],
         )
         placeholders = ", ".join("%s" for _ in STORED_COLUMNS)
         cursor.executemany(
             f"INSERT INTO metering_event ({_quoted}) VALUES ({placeholders})",
-            [_sqlite_values(r, s, received) for r, s in zip(fresh, stamps, strict=True)],
+            [
+                (
+                    UUID(e.tenant_id).hex,
+                    t,
+                    e.event_id,
+                    e.type,
+                    received,
+                    *e.attributes,
+                    e.properties,
+                    backfill,
+                )
+                for e, t in zip(fresh, stamps, strict=True)
+            ],
         )
     return existing
 
 
-def _sqlite_values(row: StagedRow, stamp: str | None, received: str | None) -> tuple[Any, ...]:
-    values = list(row[2:])
-    values[0] = values[0].hex  # SQLite stores UUIDs as 32 hex digits
-    values[1] = stamp
-    values[4] = received
-    return tuple(values)
+def event_rows_append(
+    *, events: Sequence[StagedEvent], received_at: datetime, backfill: bool
+) -> dict[int, str]:
+    """Store each event whose (tenant, event id) is new. Events must be unique on that pair.
 
-
-def event_rows_append(*, rows: Sequence[StagedRow]) -> dict[int, str]:
-    """Store each row whose (tenant, event id) is new. Rows must be unique on that pair.
-
-    Returns, for every row that was not stored because its key already existed, its index
+    Returns, for every event that was not stored because its key already existed, its index
     mapped to the stored payload hash, so the caller can tell duplicates from conflicts.
     Must run inside the caller's transaction: keys and events commit or vanish together, so a
     failed insert leaves nothing behind and the retry stores the event.
     """
-    if not rows:
+    if not events:
         return {}
     if connection.vendor == "postgresql":
-        return _append_postgresql(rows)
-    return _append_sqlite(rows)
+        return _append_postgresql(events, received_at, backfill)
+    return _append_sqlite(events, received_at, backfill)

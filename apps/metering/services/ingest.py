@@ -30,17 +30,19 @@ from apps.metering.services.cloudevents import (
     validation_message,
 )
 from apps.metering.services.event_schema import (
-    ATTRIBUTE_COLUMNS,
     EventIn,
     EventInvalid,
+    StrictEventIn,
     event_normalize,
+    sent_time_text,
     timestamp_to_ms,
+    utc_text,
 )
-from apps.metering.services.event_store import event_rows_append
+from apps.metering.services.event_store import StagedEvent, event_rows_append
 from apps.metering.services.partitions import event_partitions_ensure
 from apps.metering.services.rollup import rollup_pending_mark
 from apps.tenants.selectors import tenant_ids_by_external_id
-from apps.tenants.services.tenants import tenant_first_call_record
+from apps.tenants.services.tenants import tenant_first_calls_record
 
 ACCEPTED, DUPLICATE, CONFLICT, REJECTED = "accepted", "duplicate", "conflict", "rejected"
 CONTENT_JSON = "application/json"
@@ -52,12 +54,17 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     events: list[msgspec.Raw]
 
 
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[StrictEventIn]
+
+
+# The fast path decodes a whole batch in one call; only when some event fails (or sends a whole
+# number as a string) does the body go through ``_Envelope`` again, event by event, so that each
+# failure is reported on its own.
+_batch_decoder = msgspec.json.Decoder(_Batch, float_hook=Decimal)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _event_decoder = msgspec.json.Decoder(EventIn, float_hook=Decimal)
-_hash_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
-_DECIMAL_POSITIONS = tuple(
-    ATTRIBUTE_COLUMNS.index(c) for c in ("credits", "quantity", "cost", "latency_ms")
-)
+_hash_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 class _EventId(msgspec.Struct):
@@ -112,20 +119,26 @@ class IngestResult:
             self.rejected += 1
 
 
-@dataclass
-class _Staged:
-    index: int
-    event: EventIn
-    tenant_id: UUID
-    timestamp: datetime
-    payload_hash: str
-    row: tuple[Any, ...]
+def _limit_check(count: int) -> None:
+    limit = settings.PERCALL_INGEST_MAX_EVENTS
+    if not 1 <= count <= limit:
+        raise IngestBodyInvalid(
+            f"events: {count} events; a batch holds 1 to {limit}", field="events"
+        )
 
 
 def _events_decode(
     *, body: bytes, content_type: str, headers: dict[str, str]
 ) -> list[EventIn | EventInvalid]:
     """Split the body into events (or per-event errors), whatever the HTTP mode."""
+    if content_type not in (CONTENT_CE, CONTENT_CE_BATCH) and "ce-specversion" not in headers:
+        try:
+            events: list[EventIn | EventInvalid] = list(_batch_decoder.decode(body).events)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # some event is invalid, or the body is not a batch: say which below
+        else:
+            _limit_check(len(events))
+            return events
     try:
         if "ce-specversion" in headers:  # CloudEvents binary mode: one event
             try:
@@ -145,11 +158,7 @@ def _events_decode(
             "or a CloudEvents batch",
             field="events",
         ) from exc
-    limit = settings.PERCALL_INGEST_MAX_EVENTS
-    if not 1 <= len(raws) <= limit:
-        raise IngestBodyInvalid(
-            f"events: {len(raws)} events; a batch holds 1 to {limit}", field="events"
-        )
+    _limit_check(len(raws))
     decoded: list[EventIn | EventInvalid] = []
     for raw in raws:
         try:
@@ -167,15 +176,14 @@ def _events_decode(
     return decoded
 
 
-def _payload_hash(event: EventIn, attributes: list[Any], properties: bytes) -> str:
+def _payload_hash(
+    event_type: str, timestamp: str | None, attributes: list[Any], properties: bytes
+) -> str:
     """What makes two sends of one id 'the same event': everything the sender said, with
     numbers compared by value (1.50 == 1.5). A timestamp left to the receive time is not part
     of it, so a retry without a timestamp is still a duplicate."""
-    values = list(attributes)
-    for position in _DECIMAL_POSITIONS:
-        if values[position] is not None:
-            values[position] = values[position].normalize()
-    canonical = (event.type, event.timestamp, values, properties)
+    # Decimals come from ``event_normalize`` in canonical form, so equal numbers encode alike.
+    canonical = (event_type, timestamp, attributes, properties)
     return hashlib.blake2b(_hash_encoder.encode(canonical), digest_size=16).hexdigest()
 
 
@@ -194,43 +202,46 @@ def _tenant_resolve(event: EventIn, caller: IngestCaller) -> str:
 
 @dataclass(frozen=True)
 class _Intake:
-    """What every event of one batch is checked against."""
+    """What every event of one batch is checked against. Times are ``utc_text``: compared as
+    text, which orders them as instants since they all share one fixed-width form."""
 
     caller: IngestCaller
-    tenants: dict[str, tuple[UUID, datetime | None]]
-    received_at: datetime
-    oldest: datetime  # the late window's lower bound, unless backfill
-    newest: datetime  # now plus the allowed clock skew
+    tenant_ids: dict[str, str]  # external id -> the tenant's UUID as text
+    received_at: str
+    oldest: str  # the late window's lower bound, unless backfill
+    newest: str  # now plus the allowed clock skew
     backfill: bool
     cost_currency: str
 
 
-def _event_stage(index: int, item: EventIn, intake: _Intake) -> _Staged:
-    """Check one decoded event against the batch and shape its row; raises EventInvalid."""
+def _event_stage(index: int, item: EventIn, intake: _Intake) -> StagedEvent:
+    """Check one decoded event against the batch and shape it for the store; raises
+    EventInvalid."""
     tenant_name = _tenant_resolve(item, intake.caller)
-    if tenant_name not in intake.tenants:
+    tenant_id = intake.tenant_ids.get(tenant_name)
+    if tenant_id is None:
         raise EventInvalid(f"tenant: {tenant_name!r} is not a known tenant", code="unknown_tenant")
-    tenant_id = intake.tenants[tenant_name][0]
     attributes, properties = event_normalize(item, default_cost_currency=intake.cost_currency)
-    timestamp = timestamp_to_ms(item.timestamp) if item.timestamp else intake.received_at
+    sent = None if item.timestamp is None else sent_time_text(item.timestamp)
+    timestamp = intake.received_at if sent is None else sent
     if timestamp < intake.oldest and not intake.backfill:
         raise EventInvalid(
-            f"timestamp: {timestamp.isoformat()} is older than the "
+            f"timestamp: {timestamp} is older than the "
             f"{settings.PERCALL_INGEST_LATE_WINDOW_DAYS}-day late window",
             code="timestamp_too_old",
         )
     if timestamp > intake.newest:
         raise EventInvalid(
-            f"timestamp: {timestamp.isoformat()} is more than "
+            f"timestamp: {timestamp} is more than "
             f"{settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS} s in the future",
             code="timestamp_in_future",
         )
-    payload_hash = _payload_hash(item, attributes, properties)
-    row = (
-        index, payload_hash, tenant_id, timestamp, item.id, item.type, intake.received_at,
-        *attributes, properties.decode(), intake.backfill,
-    )  # fmt: skip
-    return _Staged(index, item, tenant_id, timestamp, payload_hash, row)
+    payload_hash = _payload_hash(item.type, sent, attributes, properties)
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python call, per event.
+    return tuple.__new__(StagedEvent, (
+        index, payload_hash, tenant_id, timestamp, item.id, item.type, attributes,
+        properties.decode(),
+    ))  # fmt: skip
 
 
 def events_ingest(
@@ -248,17 +259,19 @@ def events_ingest(
     names = {
         item.tenant or caller.tenant_external_id for item in decoded if isinstance(item, EventIn)
     }
+    received_at = timestamp_to_ms(now)
+    tenants = tenant_ids_by_external_id(external_ids={n for n in names if n})
     intake = _Intake(
         caller=caller,
-        tenants=tenant_ids_by_external_id(external_ids={n for n in names if n}),
-        received_at=timestamp_to_ms(now),
-        oldest=now - timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS),
-        newest=now + timedelta(seconds=settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS),
+        tenant_ids={name: str(tenant_id) for name, (tenant_id, _) in tenants.items()},
+        received_at=utc_text(received_at),
+        oldest=utc_text(now - timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS)),
+        newest=utc_text(now + timedelta(seconds=settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS)),
         backfill=backfill,
         cost_currency=settings.PERCALL_DEFAULT_COST_CURRENCY,
     )
     result = IngestResult()
-    staged: dict[tuple[UUID, str], _Staged] = {}
+    staged: dict[tuple[str, str], StagedEvent] = {}
     for index, item in enumerate(decoded):
         try:
             if isinstance(item, EventInvalid):
@@ -273,15 +286,17 @@ def events_ingest(
             result.add(_repeat_outcome(index, item.id, first.payload_hash == event.payload_hash))
 
     with transaction.atomic():
-        stored = _store(staged=list(staged.values()), result=result)
+        stored = _store(
+            staged=list(staged.values()), result=result, received_at=received_at, backfill=backfill
+        )
         _record(
             stored=stored,
             result=result,
             caller=caller,
             content_type=content_type,
             backfill=backfill,
-            received_at=intake.received_at,
-            first_calls=dict(intake.tenants.values()),
+            received_at=received_at,
+            first_calls=dict(tenants.values()),
         )
     result.results.sort(key=lambda outcome: outcome.index)
     return result
@@ -301,16 +316,19 @@ def _repeat_outcome(index: int, event_id: str, same: bool) -> EventOutcome:
     )
 
 
-def _store(*, staged: list[_Staged], result: IngestResult) -> list[_Staged]:
+def _store(
+    *, staged: list[StagedEvent], result: IngestResult, received_at: datetime, backfill: bool
+) -> list[StagedEvent]:
     if not staged:
         return []
-    event_partitions_ensure(months={(s.timestamp.year, s.timestamp.month) for s in staged})
-    existing = event_rows_append(rows=[s.row for s in staged])
+    months = {event.timestamp[:7] for event in staged}  # 'YYYY-MM'
+    event_partitions_ensure(months={(int(m[:4]), int(m[5:])) for m in months})
+    existing = event_rows_append(events=staged, received_at=received_at, backfill=backfill)
     stored = []
     for item in staged:
-        if item.index in existing:
-            same = existing[item.index] == item.payload_hash
-            result.add(_repeat_outcome(item.index, item.event.id, same))
+        if item.position in existing:
+            same = existing[item.position] == item.payload_hash
+            result.add(_repeat_outcome(item.position, item.event_id, same))
         else:
             stored.append(item)
     result.accepted = len(stored)
@@ -319,7 +337,7 @@ def _store(*, staged: list[_Staged], result: IngestResult) -> list[_Staged]:
 
 def _record(
     *,
-    stored: list[_Staged],
+    stored: list[StagedEvent],
     result: IngestResult,
     caller: IngestCaller,
     content_type: str,
@@ -340,24 +358,30 @@ def _record(
     )
     if not stored:
         return
-    hours = Counter(
-        (s.tenant_id, s.timestamp.replace(minute=0, second=0, microsecond=0)) for s in stored
-    )
+    # The first 13 characters of a UTC text are its hour ('YYYY-MM-DDTHH'); tenant ids and hours
+    # stay text, as the inserts send them.
+    by_hour = Counter((event.tenant_id, event.timestamp[:13]) for event in stored)
+    hours = {(tenant_id, f"{hour}:00:00Z"): count for (tenant_id, hour), count in by_hour.items()}
     rows_insert(
         table=IngestTally._meta.db_table,
         columns=("batch_id", "tenant_id", "hour", "accepted"),
+        types=("bigint", "uuid", "timestamptz", "integer"),
         rows=[(batch.id, tenant_id, hour, count) for (tenant_id, hour), count in hours.items()],
     )
     rollup_pending_mark(tenant_hours=set(hours), marked_at=received_at)
-    earliest: dict[UUID, datetime] = {}
-    for item in stored:
-        seen = earliest.get(item.tenant_id)
-        if seen is None or item.timestamp < seen:
-            earliest[item.tenant_id] = item.timestamp
-    for tenant_id, at in sorted(earliest.items()):  # one lock order: no deadlocks
+    earliest: dict[str, str] = {}
+    for event in stored:
+        seen = earliest.get(event.tenant_id)
+        if seen is None or event.timestamp < seen:
+            earliest[event.tenant_id] = event.timestamp
+    earlier = {}
+    for tenant_text, text in earliest.items():
+        tenant_id, at = UUID(tenant_text), datetime.fromisoformat(text)
         known = first_calls.get(tenant_id)
         if known is None or at < known:
-            tenant_first_call_record(tenant_id=tenant_id, at=at)
+            earlier[tenant_id] = at
+    if earlier:
+        tenant_first_calls_record(first_calls=earlier)
     job_enqueue_on_commit(
         name="metering.rollup_pending",
         debounce_key="metering.rollup",

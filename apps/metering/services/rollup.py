@@ -24,6 +24,9 @@ from apps.core.jobs import job_enqueue_on_commit
 from apps.metering.models import ROLLUP_DIMENSIONS, RollupPending
 
 TenantHour = tuple[UUID, datetime]
+# What ``rollup_pending_mark`` takes: a tenant id and an hour, each a value or its text (a UUID's
+# canonical text, a time with an offset), as ingestion holds them.
+TenantHourMark = tuple[UUID | str, datetime | str]
 _HOUR = timedelta(hours=1)
 
 _DIMENSION_SOURCES = {"event_type": "e.type"} | {
@@ -69,11 +72,12 @@ _WINDOW_GAP = timedelta(hours=6)
 _WINDOW_SPAN = timedelta(days=32)
 
 
-def rollup_pending_mark(*, tenant_hours: Iterable[TenantHour], marked_at: datetime) -> None:
+def rollup_pending_mark(*, tenant_hours: Iterable[TenantHourMark], marked_at: datetime) -> None:
     """Queue (tenant, hour) pairs for recomputation; call inside the writer's transaction."""
     rows_insert(
         table=RollupPending._meta.db_table,
         columns=("tenant_id", "hour", "marked_at"),
+        types=("uuid", "timestamptz", "timestamptz"),
         rows=[(tenant_id, hour, marked_at) for tenant_id, hour in tenant_hours],
     )
 

@@ -88,9 +88,11 @@ def cost_center_create(*, code: str, name: str, parent_code: str | None = None) 
     return center
 
 
-def tenant_first_call_record(*, tenant_id: UUID, at: datetime) -> None:
-    """Record the tenant's first metered call, or an earlier one (a late or backfilled event).
-    A conditional UPDATE, so concurrent batches need no lock and the earliest always wins."""
-    Tenant.objects.filter(id=tenant_id).filter(
-        Q(first_call_at__isnull=True) | Q(first_call_at__gt=at)
-    ).update(first_call_at=at)
+def tenant_first_calls_record(*, first_calls: dict[UUID, datetime]) -> None:
+    """Record each tenant's first metered call, or an earlier one (a late or backfilled event).
+    Conditional UPDATEs, so concurrent batches need no lock and the earliest always wins; in
+    tenant id order, so that two batches never wait on each other's rows in a cycle."""
+    for tenant_id, at in sorted(first_calls.items()):
+        Tenant.objects.filter(id=tenant_id).filter(
+            Q(first_call_at__isnull=True) | Q(first_call_at__gt=at)
+        ).update(first_call_at=at)
