@@ -155,6 +155,23 @@ class RollupPending(models.Model):
 
     class Meta:
         db_table = "metering_rollup_pending"
+        # Claims take the oldest hours first, so that each claim is a short range of time.
+        indexes = [models.Index(fields=["hour", "tenant"], name="rollup_pending_hour")]
+
+
+class RollupHour(models.Model):
+    """One row per (tenant, hour) ever rolled up, with when it last was. A rebuild takes the row
+    lock of each hour it rebuilds (in one order, so two workers never wait on each other in a
+    cycle): row locks live in the rows, so a claim can hold tens of thousands, where advisory
+    locks would fill the server's shared lock table."""
+
+    pk = models.CompositePrimaryKey("tenant_id", "hour")
+    tenant = _tenant_reference()
+    hour = models.DateTimeField()
+    rolled_up_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "metering_rollup_hour"
 
 
 ROLLUP_DIMENSIONS = (
@@ -213,7 +230,7 @@ class UsageRollup(models.Model):
         db_table = "metering_usage_rollup"
         # No unique constraint on the 12-column grain: its index cost more than the rollup's
         # whole aggregation. Uniqueness comes from rebuilding a (tenant, hour) as a whole, under
-        # the tenant's advisory lock; tests check rollups against raw events.
+        # the hour's row lock in metering_rollup_hour; tests check rollups against raw events.
         indexes = [models.Index(fields=["tenant", "hour"], name="usage_rollup_tenant_hour")]
 
 

@@ -372,3 +372,44 @@ def test_a_run_concurrent_with_ingestion_ends_with_rollups_equal_to_raw_events(
             assert (check.ingested, check.stored, check.rolled_up) == (72, 72, 72), check
             assert check.balanced and not check.pending
             assert check.rolled_up_tokens == 72 * 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@time_machine.travel(NOW, tick=False)
+def test_two_claims_of_one_hour_rebuild_it_one_after_the_other(
+    make_tenant, rollup_deferred, monkeypatch
+):
+    """A busy hour can sit in two workers' claims at once. The second must wait for the first
+    to commit (the hour's row lock): were both inside their rebuild together, each would delete
+    the rows it sees and insert its own, and the hour would be counted twice."""
+    # given one hour queued twice (two batches), and a rebuild that lingers until another
+    # worker joins it inside a rebuild, or for a second if none can
+    make_tenant("acme")
+    ingest(event("a1", "2026-11-20T10:05:00Z", input_tokens=3))
+    ingest(event("a2", "2026-11-20T10:06:00Z", input_tokens=4))
+    assert RollupPending.objects.count() == 2
+    from apps.metering.services import rollup
+
+    inside = threading.Barrier(2, timeout=1.0)
+    met: list[bool] = []
+    rebuild = rollup._recompute_window
+
+    def lingering(cursor, pairs):
+        rebuild(cursor, pairs)
+        try:
+            inside.wait()
+            met.append(True)
+        except threading.BrokenBarrierError:
+            met.append(False)
+
+    monkeypatch.setattr(rollup, "_recompute_window", lingering)
+
+    # when two workers each claim one of the two marks at once
+    run_together(*[lambda: rollup_pending_run(batch_size=1, max_batches=1)] * 2)
+
+    # then they never were inside a rebuild of the hour together, and it is counted once
+    assert met == [False, False]
+    assert not RollupPending.objects.exists()
+    row = rollup_of(UsageRollup.objects.get().tenant, H10)
+    assert (row.events, row.input_tokens) == (2, 7)
