@@ -6,6 +6,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.metering.api.urls")),
+    path("api/v1/", include("apps.catalog.api.urls")),
+    path("api/v1/", include("apps.billing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -236,7 +236,12 @@ class UsageRollup(models.Model):
 
 class Meter(BaseModel):
     """How events of one type become a billable quantity. Defined through the catalog; kept here
-    because metering owns the queries that evaluate it."""
+    because metering owns the queries that evaluate it.
+
+    ``field`` and the keys of ``filters`` and ``group_by`` are a well-known attribute
+    (``input_tokens``, ``model``) or ``properties.<key>``, a top-level key of the event's
+    properties taken literally (``properties.gen_ai.request.model`` is the key
+    ``gen_ai.request.model``)."""
 
     class Aggregation(models.TextChoices):
         COUNT = "count"
@@ -260,3 +265,32 @@ class Meter(BaseModel):
 
     def __str__(self) -> str:
         return self.code
+
+
+class MeterRollup(models.Model):
+    """Hourly aggregates of one meter for one tenant and group: derived data, rebuilt with the
+    hour's usage rollup (or for one meter by ``meter_rollups_rebuild``), never incremented.
+
+    Invoice runs read these instead of raw events; only unique counts need the raw events.
+    ``group_key`` is the JSON array of the meter's group-by values in its order ('' for an event
+    without one), ``[]`` without group-by."""
+
+    id = models.BigAutoField(primary_key=True)
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    tenant = _tenant_reference()
+    hour = models.DateTimeField()
+    group_key = models.TextField(default="[]")
+    events = models.BigIntegerField()
+    sum = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, null=True)
+    max = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, null=True)
+    latest = models.DecimalField(max_digits=38, decimal_places=MONEY_PLACES, null=True)
+    latest_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "metering_meter_rollup"
+        indexes = [
+            models.Index(fields=["tenant", "hour"], name="meter_rollup_tenant_hour"),
+            models.Index(fields=["meter", "hour"], name="meter_rollup_meter_hour"),
+        ]

@@ -170,19 +170,26 @@ def meter_get(*, code: str) -> Meter:
     return Meter.objects.get(code=code)
 
 
-def _meter_events(meter: Meter, tenant_id: UUID, start: datetime, end: datetime) -> QuerySet[Event]:
+def _meter_events(
+    meter: Meter,
+    tenant_id: UUID,
+    start: datetime,
+    end: datetime,
+    also: dict[str, str] | None = None,
+) -> QuerySet[Event]:
     events = Event.objects.filter(
         tenant_id=tenant_id, type=meter.event_type, timestamp__gte=start, timestamp__lt=end
     )
-    for key, value in (meter.filters or {}).items():
+    for key, value in {**(meter.filters or {}), **(also or {})}.items():
         events = events.filter(**{_lookup(key): value})
     return events
 
 
 def _lookup(field: str) -> str:
-    """A meter's field name as an ORM lookup: 'properties.user_id' -> 'properties__user_id'."""
+    """A meter's field name as an ORM lookup: 'properties.user_id' -> 'properties__user_id'
+    (the key taken literally: 'properties.gen_ai.system' is the key 'gen_ai.system')."""
     if field.startswith("properties."):
-        return "properties__" + field.removeprefix("properties.").replace(".", "__")
+        return "properties__" + field.removeprefix("properties.")
     return field
 
 
@@ -196,12 +203,21 @@ def _value(field: str, *, numeric: bool) -> Any:
 
 
 def meter_quantities(
-    *, meter: Meter, tenant_id: UUID, start: datetime, end: datetime
+    *,
+    meter: Meter,
+    tenant_id: UUID,
+    start: datetime,
+    end: datetime,
+    also: dict[str, str] | None = None,
+    grouped: bool = True,
 ) -> dict[tuple[Any, ...], Decimal]:
-    """The meter's quantity in ``[start, end)`` per group-by key (``()`` without group-by),
-    computed from raw events: the reference that faster aggregate paths are tested against."""
-    events = _meter_events(meter, tenant_id, start, end)
-    groups = {f"g{i}": _value(g, numeric=False) for i, g in enumerate(meter.group_by or [])}
+    """The meter's quantity in ``[start, end)`` per group-by key (``()`` without group-by, or
+    with ``grouped`` False), computed from raw events: the reference that faster aggregate paths
+    are tested against, and how invoices count unique values and read latest ones. ``also``
+    adds equality filters (a charge's), on top of the meter's own."""
+    events = _meter_events(meter, tenant_id, start, end, also)
+    group_by = (meter.group_by or []) if grouped else []
+    groups = {f"g{i}": _value(g, numeric=False) for i, g in enumerate(group_by)}
     events = events.annotate(**groups)
     names = list(groups)
     agg = meter.aggregation
@@ -230,3 +246,147 @@ def _meter_latest(events: QuerySet[Event], names: list[str]) -> dict[tuple[Any, 
     for row in events.order_by("timestamp", "event_id").values(*names, "v"):
         latest[tuple(row[n] for n in names)] = _decimal(row["v"])
     return latest
+
+
+# --- meter totals for billing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    """One tenant's ``[start, end)``: a billing period."""
+
+    tenant_id: UUID
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class MeterTotal:
+    """A meter's aggregates over a window for one group of its group-by values."""
+
+    events: int = 0
+    sum: Decimal = Decimal(0)
+    max: Decimal | None = None
+
+
+MeterTotals = dict[int, dict[tuple[str, ...], MeterTotal]]  # meter id -> group -> total
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _group_of(key: str) -> tuple[str, ...]:
+    import json
+
+    return tuple(str(v) for v in json.loads(key or "[]"))
+
+
+def meter_period_totals(
+    *, meters: list[Meter], windows: list[UsageWindow]
+) -> dict[UsageWindow, MeterTotals]:
+    """Count, sum and max of additive meters (count, sum, max) per window and group, from the
+    hourly meter rollups. A window edge inside a UTC hour (a timezone with a half-hour offset)
+    is read from the raw events of that part-hour, so a period gets exactly its own events.
+    Unique counts and latest values are not additive: ask ``meter_quantities`` for those."""
+    additive = [m for m in meters if m.aggregation in ("count", "sum", "max")]
+    totals: dict[UsageWindow, MeterTotals] = {w: {m.id: {} for m in additive} for w in windows}
+    if not additive or not windows:
+        return totals
+    by_key = {(w.tenant_id, w.start): w for w in windows}
+    whole = [(w, _hour_ceil(w.start), _hour_floor(w.end)) for w in windows]
+    for key, meter_id, group_key, events, total, top in _rollup_sums(
+        [m.id for m in additive], [(w.tenant_id, s, e, w.start) for w, s, e in whole if s < e]
+    ):
+        _add(totals[by_key[key]][meter_id], _group_of(group_key), events, total, top)
+    for window, start, end in whole:
+        edges = [(window.start, min(start, window.end)), (max(end, window.start), window.end)]
+        if start >= end:  # the window lies inside one hour
+            edges = [(window.start, window.end)]
+        for edge_start, edge_end in edges:
+            if edge_start < edge_end:
+                _edge_add(totals[window], additive, window.tenant_id, edge_start, edge_end)
+    return totals
+
+
+def _add(
+    groups: dict[tuple[str, ...], MeterTotal],
+    group: tuple[str, ...],
+    events: int,
+    total: Decimal | None,
+    top: Decimal | None,
+) -> None:
+    current = groups.setdefault(group, MeterTotal())
+    current.events += int(events)
+    if total is not None:
+        current.sum += _decimal(total)
+    if top is not None:
+        value = _decimal(top)
+        current.max = value if current.max is None else max(current.max, value)
+
+
+def _rollup_sums(
+    meter_ids: list[int], spans: list[tuple[UUID, datetime, datetime, datetime]]
+) -> list[tuple[tuple[UUID, datetime], int, str, int, Any, Any]]:
+    """(window key, meter, group, events, sum, max) over whole hours, in one query for all
+    windows: ``spans`` are (tenant, first hour, end hour, window start), joined to the rollups
+    as a list."""
+    from django.db import connection
+
+    if not spans:
+        return []
+    pg = connection.vendor == "postgresql"
+    if pg:
+        windows = (
+            "SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[], "
+            "%s::timestamptz[]) AS w(t, s, e, k)"
+        )
+        params: list[Any] = [list(column) for column in zip(*spans, strict=True)]
+        meters = "r.meter_id = ANY(%s)"
+        meter_params: list[Any] = [meter_ids]
+    else:
+        adapt = connection.ops.adapt_datetimefield_value
+        rows = ", ".join("SELECT %s AS t, %s AS s, %s AS e, %s AS k" for _ in spans)
+        windows = rows.replace(", SELECT", " UNION ALL SELECT")
+        params = [v for t, s, e, k in spans for v in (t.hex, adapt(s), adapt(e), adapt(k))]
+        meters = f"r.meter_id IN ({', '.join('%s' for _ in meter_ids)})"
+        meter_params = [*meter_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT w.t, w.k, r.meter_id, r.group_key, SUM(r.events), SUM(r.sum), MAX(r.max) "
+            f"FROM metering_meter_rollup r JOIN ({windows}) AS w ON r.tenant_id = w.t "
+            f"AND r.hour >= w.s AND r.hour < w.e WHERE {meters} "
+            "GROUP BY w.t, w.k, r.meter_id, r.group_key",
+            [*params, *meter_params],
+        )
+        found = cursor.fetchall()
+    if pg:
+        return [((t, k), m, g, n, total, top) for t, k, m, g, n, total, top in found]
+    # SQLite hands back its own text: UUIDs as hex, times as naive UTC.
+    return [
+        ((UUID(t), datetime.fromisoformat(k).replace(tzinfo=UTC)), m, g, n, total, top)
+        for t, k, m, g, n, total, top in found
+    ]
+
+
+def _edge_add(
+    totals: MeterTotals, meters: list[Meter], tenant_id: UUID, start: datetime, end: datetime
+) -> None:
+    """Add the raw events of a part-hour at a window's edge."""
+    for meter in meters:
+        events = _meter_events(meter, tenant_id, start, end)
+        groups = {f"g{i}": _value(g, numeric=False) for i, g in enumerate(meter.group_by or [])}
+        names = list(groups)
+        value = _value(meter.field, numeric=True) if meter.field else None
+        measures: dict[str, Any] = {"n": Count("*")}
+        if value is not None:
+            measures |= {"s": Sum(value), "x": Max(value)}
+        rows = events.annotate(**groups).values(*names).annotate(**measures).order_by(*names)
+        for row in rows:
+            group = tuple("" if row[n] is None else str(row[n]) for n in names)
+            _add(totals[meter.id], group, row["n"], row.get("s"), row.get("x"))

@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.tenants",
     "apps.metering",
+    "apps.catalog",
+    "apps.billing",
     "apps.demo",
 ]
 
@@ -101,6 +103,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ROUTES = {
     "metering.*": {"queue": "rollups"},
+    "billing.invoice_render_pdf": {"queue": "pdfs"},
+    "billing.*": {"queue": "billing"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
@@ -112,6 +116,10 @@ CELERY_BEAT_SCHEDULE = {
     # Partitions for the next months exist long before the first event lands in them; daily
     # is plenty since each run looks two months ahead.
     "metering-partitions": {"task": "metering.event_partitions_ensure", "schedule": 86400.0},
+    # Periods end at midnight in each tenant's timezone, so some period ends every hour
+    # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
+    # soon after it, and a run with nothing due costs one query.
+    "billing-run": {"task": "billing.billing_run", "schedule": 300.0},
 }
 
 # --- Cache ----------------------------------------------------------------------------------
@@ -155,6 +163,23 @@ PERCALL_INGEST_FUTURE_SKEW_SECONDS = env.int("PERCALL_INGEST_FUTURE_SKEW_SECONDS
 PERCALL_DEFAULT_COST_CURRENCY = env("PERCALL_DEFAULT_COST_CURRENCY", default="USD")
 # Wait this long after an ingest commit before rolling up, so a burst is rolled up once.
 PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", default=2)
+
+# --- Billing --------------------------------------------------------------------------------
+# Who issues the invoices: shown on every invoice and credit note.
+PERCALL_OPERATOR_NAME = env("PERCALL_OPERATOR_NAME", default="Percall demo operator")
+PERCALL_OPERATOR_ADDRESS = env("PERCALL_OPERATOR_ADDRESS", default="1 Example Street, Springfield")
+PERCALL_OPERATOR_EMAIL = env("PERCALL_OPERATOR_EMAIL", default="billing@example.com")
+PERCALL_OPERATOR_TAX_ID = env("PERCALL_OPERATOR_TAX_ID", default="")
+# The operator's own currency: credit packs that name none, and cost reporting.
+PERCALL_OPERATOR_CURRENCY = env("PERCALL_OPERATOR_CURRENCY", default="USD")
+# After a period ends its draft invoice is refreshed for this long, so that late events still
+# land on it; then it is finalized. Later events go on the next invoice as an adjustment.
+PERCALL_BILLING_GRACE_SECONDS = env.int("PERCALL_BILLING_GRACE_SECONDS", default=3600)
+# Days from issue to the due date printed on an invoice.
+PERCALL_INVOICE_DUE_DAYS = env.int("PERCALL_INVOICE_DUE_DAYS", default=30)
+# Invoice numbers: PREFIX-YEAR-000123, gapless per year.
+PERCALL_INVOICE_NUMBER_PREFIX = env("PERCALL_INVOICE_NUMBER_PREFIX", default="PC")
+PERCALL_CREDIT_NOTE_NUMBER_PREFIX = env("PERCALL_CREDIT_NOTE_NUMBER_PREFIX", default="CN")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

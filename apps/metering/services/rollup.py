@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from apps.core.bulk import rows_insert
 from apps.core.jobs import job_enqueue_on_commit
-from apps.metering.models import ROLLUP_DIMENSIONS, RollupPending
+from apps.metering.models import ROLLUP_DIMENSIONS, Meter, RollupHour, RollupPending
+from apps.metering.services.meters import meter_rollups_recompute
 
 TenantHour = tuple[UUID, datetime]
 # What ``rollup_pending_mark`` takes: a tenant id and an hour, each a value or its text (a UUID's
@@ -189,6 +190,11 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
             cursor.execute("SET LOCAL work_mem = '64MB'")
         for window in _windows(pairs):
             _recompute_window(cursor, window)
+            meter_rollups_recompute(cursor=cursor, pairs=window, meters=_meters())
+
+
+def _meters() -> list[Meter]:
+    return list(Meter.objects.order_by("id"))
 
 
 def rollup_pending_run(*, batch_size: int = CLAIM_PAIRS, max_batches: int = 1000) -> int:
@@ -203,6 +209,37 @@ def rollup_pending_run(*, batch_size: int = CLAIM_PAIRS, max_batches: int = 1000
             _recompute(pairs)
         rebuilt += len(pairs)
     return rebuilt
+
+
+def meter_rollups_rebuild(
+    *, meter_id: int, after: datetime | None = None, chunk: int = CLAIM_PAIRS
+) -> datetime | None:
+    """Rebuild one meter's hourly rows for up to ``chunk`` rolled-up hours after ``after``
+    (oldest first), under the same hour locks as the rollup. Returns the last hour done, to
+    continue from, or None when every hour is done."""
+    meter = Meter.objects.filter(id=meter_id).first()
+    if meter is None:
+        return None
+    with transaction.atomic():
+        hours = RollupHour.objects.order_by("hour", "tenant_id")
+        if after is not None:
+            hours = hours.filter(hour__gt=after)
+        pairs = sorted(hours.values_list("tenant_id", "hour")[:chunk])
+        if not pairs:
+            return None
+        last = max(h for _, h in pairs)
+        # Whole hours only: the next chunk starts after ``last``.
+        pairs.extend(
+            RollupHour.objects.filter(hour=last)
+            .exclude(tenant_id__in=[t for t, h in pairs if h == last])
+            .values_list("tenant_id", "hour")
+        )
+        pairs = sorted(set(pairs))
+        with connection.cursor() as cursor:
+            _hours_lock(cursor, pairs, timezone.now())
+            for window in _windows(pairs):
+                meter_rollups_recompute(cursor=cursor, pairs=window, meters=[meter])
+    return last
 
 
 @transaction.atomic

@@ -4,6 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.billing.services.runs import billing_run
+from apps.core.clock import aware_time_parse
 from apps.metering.services.rollup import rollup_pending_run
 
 
@@ -11,25 +13,23 @@ def _as_of(raw: str | None) -> datetime:
     if not raw:
         return timezone.now()
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return aware_time_parse(raw, field="--as-of")
     except ValueError as exc:
-        raise CommandError(f"--as-of: {raw!r} is not an ISO 8601 time") from exc
-    if value.tzinfo is None:
-        raise CommandError(f"--as-of: {raw!r} needs an offset such as Z or +02:00")
-    return value
+        raise CommandError(str(exc)) from exc
 
 
 class Command(BaseCommand):
     help = (
-        "Run the pipeline once: roll up every queued (tenant, hour). Idempotent; invoicing "
-        "joins it once billing lands."
+        "Run the pipeline once: roll up every queued (tenant, hour), then close every billing "
+        "period that ended (drafts, and finalized invoices with PDFs past the grace period). "
+        "Idempotent."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--as-of",
             help="the pipeline's clock, ISO 8601 with an offset (default: now); it decides "
-            "which periods close once invoicing joins. Rollups always take every queued hour.",
+            "which periods close. Rollups always take every queued hour.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,3 +37,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Pipeline as of {as_of.isoformat()}:")
         rebuilt = rollup_pending_run()
         self.stdout.write(f"  rollups: {rebuilt} (tenant, hour) pairs recomputed")
+        report = billing_run(as_of=as_of)
+        self.stdout.write(
+            f"  billing: {report.drafted} drafted, {report.refreshed} refreshed, "
+            f"{report.finalized} finalized over {report.subscriptions} subscriptions"
+        )
+        for problem in report.problems:
+            self.stdout.write(f"  billing problem: {problem}")

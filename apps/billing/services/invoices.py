@@ -1,0 +1,374 @@
+"""Invoice drafts and their finalization, for one or for thousands at a time.
+
+``invoices_bill`` is the one path that prices subscription periods: it creates or refreshes
+each period's draft, with late usage of finalized periods as adjustment lines, and finalizes
+the drafts whose grace period is over: credits, tax, a gapless number, then the PDF after
+commit. The caller holds the subscriptions' row locks (the first lock of every billing write).
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Prefetch
+
+from apps.billing.models import Invoice, InvoiceLine, Subscription
+from apps.billing.services.credits import (
+    credit_grants_locked,
+    credits_available,
+    credits_spend,
+    credits_spent_save,
+)
+from apps.billing.services.numbering import numbers_allocate
+from apps.billing.services.pricing import (
+    PeriodBill,
+    bill_price,
+    billed_so_far,
+    late_adjustments,
+)
+from apps.billing.services.usage import charges_usage
+from apps.catalog.models import Charge
+from apps.catalog.services.locks import rate_card_versions_lock
+from apps.core.jobs import job_enqueue_on_commit
+from apps.core.periods import BillingPeriod
+from apps.rating.invoices import AdjustmentInput, PricedInvoice, PricedLine, invoice_total
+
+ZERO = Decimal(0)
+_LATE = "late:"  # adjustment keys: late:<finalized invoice id>|<line key>
+
+
+@dataclass
+class BillOutcome:
+    drafted: list[Invoice] = field(default_factory=list)
+    refreshed: list[Invoice] = field(default_factory=list)
+    finalized: list[Invoice] = field(default_factory=list)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def _tiers(line: PricedLine) -> list[dict[str, Any]]:
+    return [
+        {
+            "tier": s.tier,
+            "after": _text(s.after),
+            "up_to": _text(s.up_to),
+            "quantity": _text(s.quantity),
+            "unit_price": _text(s.unit_price),
+            "flat_fee": _text(s.flat_fee),
+            "amount": _text(s.amount),
+        }
+        for s in line.tiers
+    ]
+
+
+def _line_rows(
+    invoice: Invoice,
+    priced: PricedInvoice,
+    charges: list[Charge],
+    adjusted: dict[str, Invoice],
+) -> list[InvoiceLine]:
+    """The invoice's line rows; ``adjusted`` maps finalized invoice ids (as text) to the
+    invoices whose late usage adjustment lines bill."""
+    by_key = {f"charge:{c.position}:{c.meter.code}": c for c in charges}
+    rows = []
+    for position, line in enumerate(priced.lines):
+        adjusts = None
+        if line.key.startswith(_LATE):
+            adjusts = adjusted.get(line.key.removeprefix(_LATE).split("|", 1)[0])
+        rows.append(
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                kind=line.kind.value,
+                key=line.key[:64],
+                charge=by_key.get(line.key),
+                description=line.description[:300],
+                meter_code=line.meter,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                amount=line.amount,
+                tiers=_tiers(line),
+                dimensions=dict(line.dimensions),
+                adjusts_period_start=adjusts.period_start if adjusts else None,
+                adjusts_period_end=adjusts.period_end if adjusts else None,
+            )
+        )
+    return rows
+
+
+def _totals_set(invoice: Invoice, priced: PricedInvoice) -> None:
+    invoice.subtotal_amount = priced.subtotal
+    invoice.credits_applied_amount = priced.credits_applied
+    invoice.tax_amount = priced.tax
+    invoice.total_amount = priced.total
+
+
+def content_hash(invoice: Invoice, lines: list[InvoiceLine]) -> str:
+    """What the invoice shows, hashed: its PDF is rendered again only when this changes."""
+    shown = {
+        "number": invoice.number,
+        "status": invoice.status,
+        "period": [invoice.period_start.isoformat(), invoice.period_end.isoformat()],
+        "totals": [
+            invoice.subtotal_amount,
+            invoice.credits_applied_amount,
+            invoice.tax_amount,
+            invoice.total_amount,
+        ],
+        "issued": invoice.issued_at,
+        "due": invoice.due_at,
+        "lines": [
+            [ln.kind, ln.description, ln.quantity, ln.unit_price, ln.amount, ln.tiers]
+            for ln in lines
+        ],
+    }
+    canonical = json.dumps(shown, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- late usage ---------------------------------------------------------------------------
+
+
+def _finalized_recent(subscription_ids: set[UUID], as_of: datetime) -> dict[UUID, list[Invoice]]:
+    """Finalized invoices of these subscriptions whose periods can still get late events."""
+    window = timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS)
+    charges = Charge.objects.select_related("meter").order_by("position")
+    rows = (
+        Invoice.objects.filter(
+            subscription_id__in=subscription_ids,
+            kind=Invoice.Kind.SUBSCRIPTION,
+            status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+            period_end__gt=as_of - window,
+        )
+        .select_related("plan", "rate_card_version")
+        .prefetch_related("lines", Prefetch("rate_card_version__charges", queryset=charges))
+        .order_by("period_start")
+    )
+    found: dict[UUID, list[Invoice]] = defaultdict(list)
+    for invoice in rows:
+        if invoice.subscription_id is not None and invoice.rate_card_version is not None:
+            found[invoice.subscription_id].append(invoice)
+    return found
+
+
+def _adjustment_lines(invoices: list[Invoice]) -> dict[tuple[UUID, datetime], list[InvoiceLine]]:
+    """Finalized adjustment lines, by (subscription, the period start they adjust)."""
+    if not invoices:
+        return {}
+    lines = InvoiceLine.objects.filter(
+        kind=InvoiceLine.Kind.ADJUSTMENT,
+        invoice__subscription_id__in={i.subscription_id for i in invoices},
+        invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+        adjusts_period_start__in={i.period_start for i in invoices},
+    ).select_related("invoice")
+    found: dict[tuple[UUID, datetime], list[InvoiceLine]] = defaultdict(list)
+    for line in lines:
+        if line.invoice.subscription_id is not None and line.adjusts_period_start is not None:
+            found[(line.invoice.subscription_id, line.adjusts_period_start)].append(line)
+    return found
+
+
+def _late_usage(
+    bills: list[PeriodBill], as_of: datetime
+) -> tuple[dict[PeriodBill, tuple[AdjustmentInput, ...]], dict[str, Invoice]]:
+    """For each bill, adjustments for late usage of its subscription's earlier finalized
+    periods; and those finalized invoices by id (as text)."""
+    finalized = _finalized_recent({b.subscription.id for b in bills}, as_of)
+    previous = [i for invoices in finalized.values() for i in invoices]
+    if not previous:
+        return dict.fromkeys(bills, ()), {}
+    subscriptions = {b.subscription.id: b.subscription for b in bills}
+    old_bills = {}
+    for invoice in previous:
+        assert invoice.subscription_id is not None and invoice.rate_card_version is not None
+        assert invoice.plan is not None
+        subscription = subscriptions[invoice.subscription_id]
+        old_bills[invoice.id] = PeriodBill(
+            subscription,
+            subscription.tenant,
+            BillingPeriod(invoice.period_start, invoice.period_end),
+            invoice.plan,
+            invoice.rate_card_version,
+        )
+    usage = charges_usage(windows={b.window: b.charges for b in old_bills.values()})
+    adjusting = _adjustment_lines(previous)
+    result: dict[PeriodBill, tuple[AdjustmentInput, ...]] = {}
+    for bill in bills:
+        adjustments: list[AdjustmentInput] = []
+        for invoice in finalized.get(bill.subscription.id, []):
+            if invoice.period_start >= bill.period.start:
+                continue
+            old = old_bills[invoice.id]
+            month = invoice.period_start.astimezone(ZoneInfo(bill.tenant.timezone))
+            already = adjusting.get((bill.subscription.id, invoice.period_start), [])
+            adjustments.extend(
+                late_adjustments(
+                    finalized=invoice,
+                    repriced=bill_price(old, usage[old.window]),
+                    billed=billed_so_far(invoice, already),
+                    label=f"{month:%Y-%m} ({invoice.number})",
+                )
+            )
+        result[bill] = tuple(adjustments)
+    return result, {str(i.id): i for i in previous}
+
+
+# --- drafting and finalizing ----------------------------------------------------------------
+
+
+def _existing(bills: list[PeriodBill]) -> dict[tuple[UUID, datetime], Invoice]:
+    rows = Invoice.objects.filter(
+        subscription_id__in={b.subscription.id for b in bills},
+        kind=Invoice.Kind.SUBSCRIPTION,
+        period_start__in={b.period.start for b in bills},
+    ).exclude(status=Invoice.Status.VOID)
+    return {(i.subscription_id, i.period_start): i for i in rows if i.subscription_id}
+
+
+def invoices_bill(
+    *, bills: list[PeriodBill], as_of: datetime, grace: timedelta | None = None
+) -> BillOutcome:
+    """Create or refresh the draft of every bill, then finalize those whose period ended at
+    least ``grace`` (default: the configured grace period) before ``as_of``. Bills of one
+    subscription must come oldest first. Call inside a transaction holding the subscriptions'
+    row locks."""
+    outcome = BillOutcome()
+    existing = _existing(bills)
+    todo = [
+        b
+        for b in bills
+        if existing.get((b.subscription.id, b.period.start)) is None
+        or existing[(b.subscription.id, b.period.start)].status == Invoice.Status.DRAFT
+    ]
+    if not todo:
+        return outcome
+    usage = charges_usage(windows={b.window: b.charges for b in todo})
+    late, adjusted = _late_usage(todo, as_of)
+    drafts: list[tuple[PeriodBill, Invoice, PricedInvoice]] = []
+    new_invoices, lines, stale = [], [], []
+    for bill in todo:
+        priced = bill_price(bill, usage[bill.window], late[bill])
+        invoice = existing.get((bill.subscription.id, bill.period.start))
+        if invoice is None:
+            invoice = Invoice(
+                tenant=bill.tenant,
+                subscription=bill.subscription,
+                kind=Invoice.Kind.SUBSCRIPTION,
+                currency=bill.plan.currency,
+                period_start=bill.period.start,
+                period_end=bill.period.end,
+            )
+            new_invoices.append(invoice)
+            outcome.drafted.append(invoice)
+        else:
+            stale.append(invoice.id)
+            outcome.refreshed.append(invoice)
+        invoice.plan = bill.plan
+        invoice.rate_card_version = bill.version
+        invoice.tax_rate = bill.tenant.tax_rate
+        invoice.refreshed_at = as_of
+        invoice.updated_at = as_of
+        _totals_set(invoice, priced)
+        rows = _line_rows(invoice, priced, bill.charges, adjusted)
+        invoice.content_hash = content_hash(invoice, rows)
+        lines.extend(rows)
+        drafts.append((bill, invoice, priced))
+    InvoiceLine.objects.filter(invoice_id__in=stale).delete()
+    Invoice.objects.bulk_create(new_invoices)
+    Invoice.objects.bulk_update(
+        [i for _, i, _ in drafts if i.id in set(stale)], _DRAFT_FIELDS, batch_size=500
+    )
+    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
+    if grace is None:
+        grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
+    due = [d for d in drafts if d[0].period.end + grace <= as_of]
+    if due:
+        outcome.finalized = invoices_finalize_priced(due=due, as_of=as_of)
+    return outcome
+
+
+_DRAFT_FIELDS = [
+    "plan",
+    "rate_card_version",
+    "tax_rate",
+    "refreshed_at",
+    "subtotal_amount",
+    "credits_applied_amount",
+    "tax_amount",
+    "total_amount",
+    "content_hash",
+    "updated_at",
+]
+_FINAL_FIELDS = [*_DRAFT_FIELDS, "status", "number", "issued_at", "due_at"]
+
+
+def invoices_finalize_priced(
+    *, due: list[tuple[PeriodBill, Invoice, PricedInvoice]], as_of: datetime
+) -> list[Invoice]:
+    """Finalize drafts just priced: credits from locked grants, tax on what remains, numbers
+    in (tenant, period) order, the rate-card versions locked into history, the subscriptions'
+    ``billed_through`` moved on, and a PDF render queued for after commit."""
+    due = sorted(due, key=lambda d: (d[0].tenant.external_id, d[1].period_start))
+    grants = credit_grants_locked(tenant_ids=sorted({b.tenant.id for b, _, _ in due}))
+    numbers = numbers_allocate(kind="invoice", year=as_of.year, count=len(due))
+    debits = []
+    versions: dict[UUID, datetime] = {}
+    finalized: list[Invoice] = []
+    for (bill, invoice, priced), number in zip(due, numbers, strict=True):
+        tenant_grants = grants.get(bill.tenant.id, [])
+        available = credits_available(
+            tenant_grants, currency=invoice.currency, at=invoice.period_end
+        )
+        if available:
+            priced = invoice_total(priced.currency, priced.lines, available, bill.tenant.tax_rate)
+            debits.extend(
+                credits_spend(grants=tenant_grants, invoice=invoice, amount=priced.credits_applied)
+            )
+        _totals_set(invoice, priced)
+        invoice.status = Invoice.Status.FINALIZED
+        invoice.number = number
+        invoice.issued_at = as_of
+        invoice.due_at = as_of + timedelta(days=settings.PERCALL_INVOICE_DUE_DAYS)
+        invoice.updated_at = as_of
+        invoice.content_hash = ""  # set below, once the lines are known
+        versions[bill.version.id] = max(
+            versions.get(bill.version.id, bill.period.start), bill.period.start
+        )
+        finalized.append(invoice)
+    lines_of: dict[UUID, list[InvoiceLine]] = defaultdict(list)
+    for line in InvoiceLine.objects.filter(invoice_id__in=[i.id for i in finalized]):
+        lines_of[line.invoice_id].append(line)
+    for invoice in finalized:
+        invoice.content_hash = content_hash(invoice, lines_of[invoice.id])
+    Invoice.objects.bulk_update(finalized, _FINAL_FIELDS, batch_size=500)
+    credits_spent_save(debits=debits)
+    rate_card_versions_lock(version_period_starts=versions)
+    _billed_through_advance(due)
+    for invoice in finalized:
+        job_enqueue_on_commit(
+            name="billing.invoice_render_pdf", kwargs={"invoice_id": str(invoice.id)}
+        )
+    return finalized
+
+
+def _billed_through_advance(due: list[tuple[PeriodBill, Invoice, PricedInvoice]]) -> None:
+    latest: dict[UUID, tuple[Subscription, datetime]] = {}
+    for bill, invoice, _ in due:
+        known = latest.get(bill.subscription.id)
+        if known is None or invoice.period_end > known[1]:
+            latest[bill.subscription.id] = (bill.subscription, invoice.period_end)
+    changed = []
+    for subscription, end in latest.values():
+        if subscription.billed_through is None or subscription.billed_through < end:
+            subscription.billed_through = end
+            changed.append(subscription)
+    Subscription.objects.bulk_update(changed, ["billed_through"], batch_size=500)

@@ -1,0 +1,27 @@
+"""Thin Celery tasks over the billing services. Each may run twice or concurrently."""
+
+from datetime import datetime
+
+from celery import shared_task
+
+from apps.billing.services.pdf import invoice_pdf_render
+from apps.billing.services.runs import billing_run
+
+
+@shared_task(name="billing.billing_run", time_limit=1800, soft_time_limit=1740)
+def billing_run_task(*, as_of: str | None = None) -> dict:
+    report = billing_run(as_of=datetime.fromisoformat(as_of) if as_of else None)
+    return report.as_dict()
+
+
+@shared_task(
+    name="billing.invoice_render_pdf",
+    time_limit=120,
+    soft_time_limit=110,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def invoice_render_pdf(*, invoice_id: str) -> str:
+    """Render (or keep, when its content is unchanged) the invoice's stored PDF."""
+    return invoice_pdf_render(invoice_id=invoice_id)
