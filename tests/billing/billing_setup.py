@@ -100,24 +100,62 @@ CATALOG = {
         },
     ],
     "plans": [
-        {"code": "growth", "name": "Growth", "interval": "month", "base_fee": "99.00",
-         "rate_card": "usd-card"},
+        {
+            "code": "growth",
+            "name": "Growth",
+            "interval": "month",
+            "base_fee": "99.00",
+            "rate_card": "usd-card",
+        },
         {"code": "metered", "name": "Metered", "interval": "month", "rate_card": "usd-card"},
-        {"code": "pro", "name": "Pro", "interval": "month", "base_fee": "310.00",
-         "minimum_commitment": "100.00", "rate_card": "usd-card"},
-        {"code": "trial-pro", "name": "Trial Pro", "interval": "month", "base_fee": "310.00",
-         "trial_days": 10, "rate_card": "usd-card"},
+        {
+            "code": "pro",
+            "name": "Pro",
+            "interval": "month",
+            "base_fee": "310.00",
+            "minimum_commitment": "100.00",
+            "rate_card": "usd-card",
+        },
+        {
+            "code": "trial-pro",
+            "name": "Trial Pro",
+            "interval": "month",
+            "base_fee": "310.00",
+            "trial_days": 10,
+            "rate_card": "usd-card",
+        },
         {"code": "calls", "name": "Calls", "interval": "month", "rate_card": "per-call"},
-        {"code": "yen", "name": "Yen", "interval": "month", "base_fee": "1000",
-         "rate_card": "jpy-card"},
-        {"code": "dinar", "name": "Dinar", "interval": "month", "base_fee": "10.000",
-         "rate_card": "kwd-card"},
-        {"code": "yearly", "name": "Yearly", "interval": "year", "base_fee": "1200.00",
-         "rate_card": "per-call"},
+        {
+            "code": "yen",
+            "name": "Yen",
+            "interval": "month",
+            "base_fee": "1000",
+            "rate_card": "jpy-card",
+        },
+        {
+            "code": "dinar",
+            "name": "Dinar",
+            "interval": "month",
+            "base_fee": "10.000",
+            "rate_card": "kwd-card",
+        },
+        {
+            "code": "yearly",
+            "name": "Yearly",
+            "interval": "year",
+            "base_fee": "1200.00",
+            "rate_card": "per-call",
+        },
     ],
     "credit_packs": [
-        {"code": "pack-100", "name": "$100 of credits", "price": "90.00", "credits": "100.00",
-         "currency": "USD", "expires_after_days": 30},
+        {
+            "code": "pack-100",
+            "name": "$100 of credits",
+            "price": "90.00",
+            "credits": "100.00",
+            "currency": "USD",
+            "expires_after_days": 30,
+        },
     ],
 }
 
@@ -150,4 +188,6 @@ def invoice_of(tenant, period_start: datetime) -> dict:
 
 def lines_of(invoice: dict) -> list[tuple[str, str, str | None, str]]:
     """(kind, description, quantity, amount) of every line, as the API shows them."""
-    return [(ln["kind"], ln["description"], ln["quantity"], ln["amount"]) for ln in invoice["lines"]]
+    return [
+        (ln["kind"], ln["description"], ln["quantity"], ln["amount"]) for ln in invoice["lines"]
+    ]

@@ -34,9 +34,7 @@ def test_concurrent_runs_make_one_invoice_per_period_with_gapless_numbers(make_t
         subscribe(make_tenant(f"t{n:02d}"), "growth", SEP)
 
     # when three runs close them at once, in chunks of 2 so that they interleave
-    reports = run_together(
-        *[lambda: billing_run(as_of=NOV + timedelta(hours=2), chunk=2)] * 3
-    )
+    reports = run_together(*[lambda: billing_run(as_of=NOV + timedelta(hours=2), chunk=2)] * 3)
 
     # then every period has exactly one invoice, and the numbers run 1..24 without a gap
     assert Invoice.objects.count() == 24

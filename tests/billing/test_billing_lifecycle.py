@@ -101,7 +101,11 @@ def test_void_refunds_credits_exactly_once_and_a_reissue_gets_a_new_number(make_
 
     # then the void keeps its number, the credits are back, and a draft takes its place
     first.refresh_from_db()
-    assert (first.status, first.number, first.void_reason) == ("void", "PC-2026-000001", "wrong plan")
+    assert (first.status, first.number, first.void_reason) == (
+        "void",
+        "PC-2026-000001",
+        "wrong plan",
+    )
     assert CreditGrant.objects.get(id=credit.id).remaining_amount == Decimal(60)
     assert (draft.status, draft.reissue_of_id, draft.period_start) == ("draft", first.id, OCT)
     with pytest.raises(InvoiceNotDraft):

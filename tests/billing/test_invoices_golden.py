@@ -168,7 +168,10 @@ def test_yen_and_dinar_round_to_their_own_minor_units(make_tenant):
 
     jpy = invoice_of(yen, OCT)
     # 7 calls x 0.5 = 3.5 -> 4; tax (1000 + 4) x 10 % = 100.4 -> 100
-    assert lines_of(jpy) == [("base_fee", "Yen base fee", None, "1000"), ("usage", "calls", "7", "4")]
+    assert lines_of(jpy) == [
+        ("base_fee", "Yen base fee", None, "1000"),
+        ("usage", "calls", "7", "4"),
+    ]
     assert (jpy["subtotal"], jpy["tax"], jpy["total"]) == ("1004", "100", "1104")
     kwd = invoice_of(dinar, OCT)
     # 7 x 0.0125 = 0.0875 -> 0.088; tax (10.000 + 0.088) x 5 % = 0.5044 -> 0.504

@@ -66,7 +66,10 @@ def test_the_example_applies_and_prices_stay_exact():
 
 def test_applying_the_same_file_twice_changes_nothing():
     apply(EXAMPLE.read_text())
-    before = (RateCardVersion.objects.get().updated_at, Meter.objects.get(code="api_calls").updated_at)
+    before = (
+        RateCardVersion.objects.get().updated_at,
+        Meter.objects.get(code="api_calls").updated_at,
+    )
 
     report = apply(EXAMPLE.read_text())
 
@@ -77,7 +80,10 @@ def test_applying_the_same_file_twice_changes_nothing():
         "api_calls",
         "input_tokens",
     ]
-    after = (RateCardVersion.objects.get().updated_at, Meter.objects.get(code="api_calls").updated_at)
+    after = (
+        RateCardVersion.objects.get().updated_at,
+        Meter.objects.get(code="api_calls").updated_at,
+    )
     assert after == before
 
 

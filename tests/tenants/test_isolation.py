@@ -4,33 +4,135 @@ Each route under api/v1 has a row in ISOLATION; a new endpoint without one fails
 ``test_every_api_route_has_an_isolation_check``.
 """
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
+from io import BytesIO
+from uuid import uuid4
 
 import pytest
 import time_machine
 from django.urls import URLResolver, get_resolver
+from pypdf import PdfReader
 
+from apps.billing.models import (
+    CreditDebit,
+    CreditGrant,
+    CreditNote,
+    IdempotentRequest,
+    Invoice,
+    InvoiceLine,
+    PlanChange,
+    Subscription,
+)
+from apps.billing.services.credits import credit_grant_issue
+from apps.billing.services.operations import invoice_void
+from apps.billing.services.runs import billing_run
+from apps.billing.services.subscriptions import subscription_cancel
+from apps.catalog.models import Plan
+from apps.catalog.selectors import catalog_export
+from apps.catalog.services.apply import catalog_apply
+from apps.catalog.services.document import catalog_parse
 from apps.metering.models import Event, EventKey
 from apps.tenants.models import Tenant
+from tests.billing.billing_setup import catalog_load, subscribe
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 DAY = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z"
 HOUR = "2026-11-20T10:00:00Z"
+OCT = datetime(2026, 10, 1, tzinfo=UTC)
+# October's invoices are final an hour (the grace period) after the month ends.
+OCT_BILLED = datetime(2026, 11, 1, 2, tzinfo=UTC)
 B_SECRETS = ("Beta Secret Holdings", "beta-secret-model", "CHF")
+# Beta pays in CHF, which the shared billing catalog does not sell: two plans and a pack of its
+# own currency. Like all the catalog they are operator configuration, visible to every tenant.
+CHF_CATALOG = {
+    "rate_cards": [
+        {
+            "code": "chf-card",
+            "currency": "CHF",
+            "effective_from": "2026-01-01T00:00:00Z",
+            "charges": [
+                {
+                    "meter": "tokens",
+                    "model": "per_unit",
+                    "unit_price": "3.00",
+                    "package_size": "1000000",
+                },
+            ],
+        },
+    ],
+    "plans": [
+        {
+            "code": "chf-base",
+            "name": "Base CHF",
+            "interval": "month",
+            "base_fee": "49.00",
+            "rate_card": "chf-card",
+        },
+        {
+            "code": "chf-plus",
+            "name": "Plus CHF",
+            "interval": "month",
+            "base_fee": "149.00",
+            "rate_card": "chf-card",
+        },
+    ],
+    "credit_packs": [
+        {
+            "code": "chf-pack",
+            "name": "CHF 50 of credits",
+            "price": "45.00",
+            "credits": "50.00",
+            "currency": "CHF",
+        },
+    ],
+}
 # Rollups are computed when ingestion commits, so these tests commit for real.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class World:
-    """Tenants alpha (3 events) and beta (5 events); a key bound to alpha with every scope."""
+    """Tenants alpha (3 events, USD) and beta (5 events, CHF); a key bound to alpha with every
+    scope. Each tenant is subscribed from 1 October, has a credit grant and its finalized
+    October invoice: the base fee, less the grant (alpha 99.00 - 30.00 USD, beta 49.00 - 20.00
+    CHF)."""
 
     def __init__(self, make_tenant, make_key, api):
+        catalog_load()
+        catalog_apply(doc=catalog_parse(content=json.dumps(CHF_CATALOG)))
         self.alpha = make_tenant("alpha", name="Alpha Labs")
         self.beta = make_tenant("beta", name="Beta Secret Holdings", currency="CHF")
         self.operator = api(make_key())
         self.a = api(make_key(tenant=self.alpha))
         self._ingest(self.operator, "alpha", "a", 3, "gpt-4o")
         self._ingest(self.operator, "beta", "b", 5, "beta-secret-model")
+        self.alpha_sub = subscribe(self.alpha, "growth", OCT)
+        self.beta_sub = subscribe(self.beta, "chf-base", OCT)
+        self.alpha_grant = self._grant(self.alpha, "30.00")
+        self.beta_grant = self._grant(self.beta, "20.00")
+        billing_run(as_of=OCT_BILLED)
+        self.alpha_invoice = Invoice.objects.get(tenant=self.alpha)
+        self.beta_invoice = Invoice.objects.get(tenant=self.beta)
+        assert (self.alpha_invoice.total_amount, self.beta_invoice.total_amount) == (69, 29)
+        # Never in a body alpha's key gets, but for a 404 echoing the id alpha itself sent.
+        self.beta_refs = (
+            str(self.beta_sub.id),
+            str(self.beta_invoice.id),
+            self.beta_invoice.number,
+            str(self.beta_grant.id),
+        )
+
+    @staticmethod
+    def _grant(tenant, amount):
+        return credit_grant_issue(
+            tenant_id=tenant.id,
+            currency=tenant.currency,
+            amount=Decimal(amount),
+            effective_at=datetime(2026, 9, 1, tzinfo=UTC),
+            expires_at=None,
+            reason="welcome credit",
+        )
 
     @staticmethod
     def _ingest(client, tenant, prefix, count, model):
@@ -50,17 +152,50 @@ class World:
     def beta_rows(self):
         return sorted(Event.objects.filter(tenant=self.beta).values_list("event_id", flat=True))
 
+    def beta_billing(self) -> dict[str, list[dict]]:
+        """Every billing row of beta, whole, to show that a refused write changed none."""
+        rows = {
+            "subscriptions": Subscription.objects.filter(tenant=self.beta),
+            "plan_changes": PlanChange.objects.filter(subscription__tenant=self.beta),
+            "invoices": Invoice.objects.filter(tenant=self.beta),
+            "lines": InvoiceLine.objects.filter(invoice__tenant=self.beta),
+            "credit_notes": CreditNote.objects.filter(invoice__tenant=self.beta),
+            "grants": CreditGrant.objects.filter(tenant=self.beta),
+            "debits": CreditDebit.objects.filter(grant__tenant=self.beta),
+            "idempotent": IdempotentRequest.objects.filter(scope__contains=str(self.beta.id)),
+        }
+        return {name: list(query.order_by("pk").values()) for name, query in rows.items()}
+
 
 @pytest.fixture
-def world(make_tenant, make_key, api):
+def world(make_tenant, make_key, api, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")  # the issued invoices' PDFs
     with time_machine.travel(NOW, tick=False):
         yield World(make_tenant, make_key, api)
 
 
-def assert_no_beta_data(response):
+def assert_no_beta_data(response, *refs):
+    """No beta secret in the body, nor any of ``refs`` (beta's ids and numbers)."""
     text = response.content.decode()
-    for secret in B_SECRETS:
+    for secret in (*B_SECRETS, *refs):
         assert secret not in text
+
+
+def assert_reads_as_unknown(send, beta_ref):
+    """``send(ref)`` with beta's id (or external id) ``beta_ref`` answers exactly what it answers
+    for one that does not exist: 404, the same body but for the ref, no beta data."""
+    beta_ref = str(beta_ref)
+    unknown_ref = "nobody" if beta_ref == "beta" else str(uuid4())
+    foreign, unknown = send(beta_ref), send(unknown_ref)
+
+    assert (foreign.status_code, unknown.status_code) == (404, 404), foreign.content
+    assert_no_beta_data(foreign)
+    assert foreign.content.decode() == unknown.content.decode().replace(unknown_ref, beta_ref)
+
+
+def pdf_text(response) -> str:
+    assert (response.status_code, response["Content-Type"]) == (200, "application/pdf")
+    return "\n".join(page.extract_text() for page in PdfReader(BytesIO(response.content)).pages)
 
 
 def usage_events(response):
@@ -137,12 +272,301 @@ def check_usage_check(w: World):
     assert control.json()["stored"] == 5
 
 
+# Catalog: operator configuration, the same for every tenant.
+
+
+def check_catalog(w: World):
+    response = w.a.get("/api/v1/catalog")
+
+    assert response.status_code == 200
+    assert response.json() == w.operator.get("/api/v1/catalog").json()
+    assert {"growth", "chf-base"} <= {plan["code"] for plan in response.json()["plans"]}
+    # beta's CHF plans are the operator's, shown to all (so "CHF" is no secret here); nothing
+    # of beta the tenant is: not its name, external id, ids or events.
+    for secret in ("Beta Secret Holdings", '"beta"', "beta-secret-model", *w.beta_refs):
+        assert secret not in response.content.decode()
+
+
+def check_catalog_apply(w: World):
+    before = catalog_export()
+    # alpha's key (admin scope, but bound to a tenant) tries to make beta's plan free.
+    cheaper = {
+        "plans": [
+            {
+                "code": "chf-base",
+                "name": "Base CHF",
+                "interval": "month",
+                "base_fee": "0.00",
+                "rate_card": "chf-card",
+            },
+            {"code": "chf-free", "name": "Free CHF", "interval": "month", "rate_card": "chf-card"},
+        ]
+    }
+
+    refused = w.a.post("/api/v1/catalog/apply", cheaper)
+
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
+    assert catalog_export() == before
+    assert not Plan.objects.filter(code="chf-free").exists()
+    # Control: the operator's key applies the same file.
+    control = w.operator.post("/api/v1/catalog/apply", cheaper)
+    assert control.status_code == 200
+    plans = control.json()["plans"]
+    assert (plans["created"], plans["updated"]) == (["chf-free"], ["chf-base"])
+
+
+# Subscriptions.
+
+
+def check_subscription_list(w: World):
+    own = w.a.get("/api/v1/subscriptions")
+    assert [s["id"] for s in own.json()] == [str(w.alpha_sub.id)]
+    assert_no_beta_data(own, *w.beta_refs)
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/subscriptions?tenant={ref}"), "beta")
+
+    # beta's subscription ends, so that only the tenant scope can refuse a new one.
+    subscription_cancel(subscription_id=w.beta_sub.id, immediately=True)
+    before = w.beta_billing()
+    body = {"plan": "chf-plus", "start": "2026-12-01T00:00:00Z"}
+    assert_reads_as_unknown(
+        lambda ref: w.a.post("/api/v1/subscriptions", {**body, "tenant": ref}), "beta"
+    )
+    assert w.beta_billing() == before
+
+    # Control: the operator sees both and subscribes beta.
+    listed = w.operator.get("/api/v1/subscriptions").json()
+    assert [s["tenant"] for s in listed] == ["alpha", "beta"]
+    created = w.operator.post("/api/v1/subscriptions", {**body, "tenant": "beta"})
+    assert (created.status_code, created.json()["tenant"]) == (201, "beta")
+    assert Subscription.objects.filter(tenant=w.beta).count() == 2
+
+
+def check_subscription_detail(w: World):
+    own = w.a.get(f"/api/v1/subscriptions/{w.alpha_sub.id}")
+    assert (own.status_code, own.json()["plan"]) == (200, "growth")
+    assert_no_beta_data(own, *w.beta_refs)
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/subscriptions/{ref}"), w.beta_sub.id)
+
+    control = w.operator.get(f"/api/v1/subscriptions/{w.beta_sub.id}")
+    assert (control.json()["tenant"], control.json()["plan"]) == ("beta", "chf-base")
+
+
+def check_subscription_plan(w: World):
+    before = w.beta_billing()
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(f"/api/v1/subscriptions/{ref}/plan", {"plan": "chf-plus"}),
+        w.beta_sub.id,
+    )
+    assert w.beta_billing() == before
+    assert not PlanChange.objects.filter(subscription=w.beta_sub).exists()
+
+    own = w.a.post(f"/api/v1/subscriptions/{w.alpha_sub.id}/plan", {"plan": "pro"})
+    assert own.json()["plan_changes"] == [
+        {"plan": "pro", "effective_at": "2026-12-01T00:00:00+00:00"}
+    ]
+    control = w.operator.post(f"/api/v1/subscriptions/{w.beta_sub.id}/plan", {"plan": "chf-plus"})
+    assert [c["plan"] for c in control.json()["plan_changes"]] == ["chf-plus"]
+
+
+def check_subscription_cancel(w: World):
+    before = w.beta_billing()
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(f"/api/v1/subscriptions/{ref}/cancel", {"immediately": True}),
+        w.beta_sub.id,
+    )
+    assert w.beta_billing() == before
+    w.beta_sub.refresh_from_db()
+    assert (w.beta_sub.ends_at, w.beta_sub.canceled_at) == (None, None)
+
+    control = w.operator.post(
+        f"/api/v1/subscriptions/{w.beta_sub.id}/cancel", {"immediately": True}
+    )
+    assert (control.status_code, control.json()["ends_at"]) == (200, NOW.isoformat())
+
+
+# Invoices.
+
+
+def check_invoice_list(w: World):
+    own = w.a.get("/api/v1/invoices")
+    assert [i["id"] for i in own.json()] == [str(w.alpha_invoice.id)]
+    assert_no_beta_data(own, *w.beta_refs)
+    finalized = w.a.get("/api/v1/invoices?status=finalized")
+    assert [i["tenant"] for i in finalized.json()] == ["alpha"]
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/invoices?tenant={ref}"), "beta")
+
+    listed = w.operator.get("/api/v1/invoices").json()
+    assert sorted(i["tenant"] for i in listed) == ["alpha", "beta"]
+    control = w.operator.get("/api/v1/invoices?tenant=beta").json()
+    assert [i["id"] for i in control] == [str(w.beta_invoice.id)]
+
+
+def check_invoice_detail(w: World):
+    own = w.a.get(f"/api/v1/invoices/{w.alpha_invoice.id}")
+    assert (own.json()["tenant"], own.json()["total"]) == ("alpha", "69.00")
+    assert_no_beta_data(own, *w.beta_refs)
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/invoices/{ref}"), w.beta_invoice.id)
+
+    control = w.operator.get(f"/api/v1/invoices/{w.beta_invoice.id}")
+    assert (control.json()["tenant"], control.json()["total"]) == ("beta", "29.00")
+
+
+def check_invoice_pdf(w: World):
+    own = pdf_text(w.a.get(f"/api/v1/invoices/{w.alpha_invoice.id}/pdf"))
+    assert "Alpha Labs" in own
+    assert w.alpha_invoice.number in own
+    for secret in ("Beta Secret Holdings", w.beta_invoice.number):
+        assert secret not in own
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/invoices/{ref}/pdf"), w.beta_invoice.id)
+
+    control = pdf_text(w.operator.get(f"/api/v1/invoices/{w.beta_invoice.id}/pdf"))
+    assert "Beta Secret Holdings" in control
+
+
+def check_invoice_finalize(w: World):
+    # beta's invoice reissued as a draft, which only the tenant scope keeps alpha from finalizing.
+    draft = invoice_void(invoice_id=w.beta_invoice.id, reason="wrong address", reissue=True)
+    before = w.beta_billing()
+
+    assert_reads_as_unknown(lambda ref: w.a.post(f"/api/v1/invoices/{ref}/finalize"), draft.id)
+
+    assert w.beta_billing() == before
+    draft.refresh_from_db()
+    assert (draft.status, draft.number) == ("draft", None)
+    control = w.operator.post(f"/api/v1/invoices/{draft.id}/finalize")
+    assert (control.status_code, control.json()["status"]) == (200, "finalized")
+
+
+def check_invoice_void(w: World):
+    before = w.beta_billing()
+
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(
+            f"/api/v1/invoices/{ref}/void", {"reason": "alpha says so", "reissue": True}
+        ),
+        w.beta_invoice.id,
+    )
+
+    assert w.beta_billing() == before
+    w.beta_invoice.refresh_from_db()
+    assert w.beta_invoice.status == "finalized"
+    # Control: voided by the operator, its 20.00 CHF of credit goes back to beta's grant.
+    control = w.operator.post(f"/api/v1/invoices/{w.beta_invoice.id}/void", {"reason": "typo"})
+    assert (control.status_code, control.json()["status"]) == (200, "void")
+    w.beta_grant.refresh_from_db()
+    assert w.beta_grant.remaining_amount == Decimal("20.00")
+
+
+def check_invoice_mark_paid(w: World):
+    before = w.beta_billing()
+
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(f"/api/v1/invoices/{ref}/mark-paid"), w.beta_invoice.id
+    )
+
+    assert w.beta_billing() == before
+    own = w.a.post(f"/api/v1/invoices/{w.alpha_invoice.id}/mark-paid")
+    assert (own.status_code, own.json()["status"]) == (200, "paid")
+    control = w.operator.post(f"/api/v1/invoices/{w.beta_invoice.id}/mark-paid")
+    assert (control.status_code, control.json()["status"]) == (200, "paid")
+
+
+def check_invoice_credit_notes(w: World):
+    before = w.beta_billing()
+    note = {"amount": "5.00", "reason": "goodwill"}
+
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(f"/api/v1/invoices/{ref}/credit-notes", note), w.beta_invoice.id
+    )
+
+    assert w.beta_billing() == before
+    assert not CreditNote.objects.filter(invoice=w.beta_invoice).exists()
+    control = w.operator.post(f"/api/v1/invoices/{w.beta_invoice.id}/credit-notes", note)
+    assert control.status_code == 201
+    assert [n["amount"] for n in control.json()["credit_notes"]] == ["5.00"]
+
+
+def check_invoice_preview(w: World):
+    own = w.a.get("/api/v1/invoices/preview")
+    assert own.status_code == 200, own.content
+    body = own.json()
+    assert (body["tenant"], body["plan"], body["currency"]) == ("alpha", "growth", "USD")
+    assert body["period_start"] == "2026-11-01T00:00:00+00:00"
+    # alpha's 300 tokens of gpt-4o so far; beta's 500 are not in it.
+    tokens = {
+        line["description"]: line["quantity"] for line in body["lines"] if line["meter"] == "tokens"
+    }
+    assert tokens == {"tokens (model gpt-4o)": "300", "tokens (model mini)": "0"}
+    assert_no_beta_data(own, *w.beta_refs)
+    assert w.a.get("/api/v1/invoices/preview?tenant=alpha").json() == body
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/invoices/preview?tenant={ref}"), "beta")
+
+    control = w.operator.get("/api/v1/invoices/preview?tenant=beta").json()
+    assert (control["tenant"], control["plan"], control["currency"]) == ("beta", "chf-base", "CHF")
+    assert [line["quantity"] for line in control["lines"] if line["meter"] == "tokens"] == ["500"]
+
+
+def check_credit_purchases(w: World):
+    before = w.beta_billing()
+
+    assert_reads_as_unknown(
+        lambda ref: w.a.post(
+            f"/api/v1/tenants/{ref}/credit-purchases",
+            {"pack": "chf-pack"},
+            **{"Idempotency-Key": "k-1"},
+        ),
+        "beta",
+    )
+
+    assert w.beta_billing() == before
+    # Control: the operator buys beta a pack under key k-1 ...
+    control = w.operator.post(
+        "/api/v1/tenants/beta/credit-purchases", {"pack": "chf-pack"}, **{"Idempotency-Key": "k-1"}
+    )
+    assert (control.status_code, control.json()["tenant"]) == (201, "beta")
+    assert CreditGrant.objects.filter(tenant=w.beta).count() == 2
+    # ... and alpha's own purchase under the same key is alpha's, not beta's answer replayed.
+    own = w.a.post(
+        "/api/v1/tenants/alpha/credit-purchases", {"pack": "pack-100"}, **{"Idempotency-Key": "k-1"}
+    )
+    assert (own.status_code, own.json()["tenant"], own.json()["total"]) == (201, "alpha", "90.00")
+    assert_no_beta_data(own, *w.beta_refs, control.json()["id"], control.json()["number"])
+
+
+def check_credits(w: World):
+    own = w.a.get("/api/v1/tenants/alpha/credits")
+    assert own.json()["currency"] == "USD"
+    assert [g["id"] for g in own.json()["grants"]] == [str(w.alpha_grant.id)]
+    assert_no_beta_data(own, *w.beta_refs)
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/tenants/{ref}/credits"), "beta")
+
+    control = w.operator.get("/api/v1/tenants/beta/credits").json()
+    assert control["currency"] == "CHF"
+    assert [g["id"] for g in control["grants"]] == [str(w.beta_grant.id)]
+
+
 ISOLATION = {
     "api/v1/tenants": check_tenant_list,
     "api/v1/tenants/<str:external_id>": check_tenant_detail,
     "api/v1/events": check_events,
     "api/v1/usage": check_usage,
     "api/v1/usage/check": check_usage_check,
+    "api/v1/catalog": check_catalog,
+    "api/v1/catalog/apply": check_catalog_apply,
+    "api/v1/subscriptions": check_subscription_list,
+    "api/v1/subscriptions/<uuid:subscription_id>": check_subscription_detail,
+    "api/v1/subscriptions/<uuid:subscription_id>/plan": check_subscription_plan,
+    "api/v1/subscriptions/<uuid:subscription_id>/cancel": check_subscription_cancel,
+    "api/v1/invoices": check_invoice_list,
+    "api/v1/invoices/preview": check_invoice_preview,
+    "api/v1/invoices/<uuid:invoice_id>": check_invoice_detail,
+    "api/v1/invoices/<uuid:invoice_id>/pdf": check_invoice_pdf,
+    "api/v1/invoices/<uuid:invoice_id>/finalize": check_invoice_finalize,
+    "api/v1/invoices/<uuid:invoice_id>/void": check_invoice_void,
+    "api/v1/invoices/<uuid:invoice_id>/mark-paid": check_invoice_mark_paid,
+    "api/v1/invoices/<uuid:invoice_id>/credit-notes": check_invoice_credit_notes,
+    "api/v1/tenants/<str:external_id>/credit-purchases": check_credit_purchases,
+    "api/v1/tenants/<str:external_id>/credits": check_credits,
 }
 
 

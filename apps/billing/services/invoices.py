@@ -113,10 +113,19 @@ def _totals_set(invoice: Invoice, priced: PricedInvoice) -> None:
 
 
 def content_hash(invoice: Invoice, lines: list[InvoiceLine]) -> str:
-    """What the invoice shows, hashed: its PDF is rendered again only when this changes."""
+    """What the invoice shows, hashed: its PDF is rendered again only when this changes (its
+    status and dates, its lines and totals, its credit notes)."""
+    notes = (
+        [[n.number, n.amount, n.reason] for n in invoice.credit_notes.order_by("issued_at")]
+        if invoice.pk and not invoice._state.adding
+        else []
+    )
     shown = {
         "number": invoice.number,
         "status": invoice.status,
+        "paid": invoice.paid_at,
+        "voided": [invoice.voided_at, invoice.void_reason],
+        "notes": notes,
         "period": [invoice.period_start.isoformat(), invoice.period_end.isoformat()],
         "totals": [
             invoice.subtotal_amount,
@@ -372,3 +381,11 @@ def _billed_through_advance(due: list[tuple[PeriodBill, Invoice, PricedInvoice]]
             subscription.billed_through = end
             changed.append(subscription)
     Subscription.objects.bulk_update(changed, ["billed_through"], batch_size=500)
+
+
+def invoice_shown_changed(*, invoice: Invoice) -> None:
+    """After a status change or a credit note: hash what the invoice now shows and queue its
+    PDF, which is rendered again only because that hash moved."""
+    invoice.content_hash = content_hash(invoice, list(invoice.lines.order_by("position")))
+    Invoice.objects.filter(id=invoice.id).update(content_hash=invoice.content_hash)
+    job_enqueue_on_commit(name="billing.invoice_render_pdf", kwargs={"invoice_id": str(invoice.id)})

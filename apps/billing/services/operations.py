@@ -19,12 +19,11 @@ from apps.billing.errors import (
 )
 from apps.billing.models import CreditNote, Invoice, PlanChange, Subscription
 from apps.billing.services.credits import credits_refund
-from apps.billing.services.invoices import invoices_bill
+from apps.billing.services.invoices import invoice_shown_changed, invoices_bill
 from apps.billing.services.numbering import numbers_allocate
 from apps.billing.services.pricing import NoRateCardVersion, period_bill
 from apps.billing.services.subscriptions import subscriptions_for_update
 from apps.catalog.selectors import rate_card_versions
-from apps.core.jobs import job_enqueue_on_commit
 from apps.core.money import quantize
 from apps.core.periods import BillingPeriod
 
@@ -101,9 +100,7 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
     invoice.void_reason = reason.strip()[:500]
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
     if was_finalized:
-        job_enqueue_on_commit(
-            name="billing.invoice_render_pdf", kwargs={"invoice_id": str(invoice.id)}
-        )
+        invoice_shown_changed(invoice=invoice)
     if not reissue or subscription is None or invoice.kind != Invoice.Kind.SUBSCRIPTION:
         return invoice
     draft = Invoice.objects.create(
@@ -136,6 +133,7 @@ def invoice_mark_paid(*, invoice_id: UUID) -> Invoice:
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at", "updated_at"])
+    invoice_shown_changed(invoice=invoice)
     return invoice
 
 
@@ -175,4 +173,5 @@ def credit_note_issue(*, invoice_id: UUID, amount: Decimal, reason: str) -> Cred
     )
     note.full_clean(exclude=["invoice"])
     note.save()
+    invoice_shown_changed(invoice=invoice)
     return note

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from django.db import connection, transaction
 
-from apps.metering.models import ROLLUP_DIMENSIONS, Meter, MeterRollup
+from apps.metering.models import ROLLUP_DIMENSIONS, Meter, MeterRollup, RollupHour
 
 # Numbers of an event a meter can sum, take the max or latest of.
 NUMERIC_FIELDS = (
@@ -134,7 +134,8 @@ def meter_upsert(*, spec: MeterSpec) -> tuple[Meter, str]:
     meter.group_by = list(spec.group_by)
     meter.full_clean()
     meter.save()
-    meter_rollups_rebuild_queue(meter_id=meter.id)
+    if RollupHour.objects.exists():  # hours rolled up before this definition existed
+        meter_rollups_rebuild_queue(meter_id=meter.id)
     return meter, outcome
 
 

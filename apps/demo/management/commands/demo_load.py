@@ -47,6 +47,12 @@ class Command(BaseCommand):
             f"{traffic.conflicts} conflicts, {traffic.rejected} rejected; "
             f"{result.seconds:.1f} s ({rate:,.0f} events/s)."
         )
+        if result.billing is not None:
+            self.stdout.write(
+                f"Billing: {result.billing.subscriptions_created} subscriptions, "
+                f"{result.billing.welcome_credits} welcome credits, "
+                f"{result.billing.packs_bought} credit packs bought."
+            )
         for problem in traffic.problems:
             self.stderr.write(f"  {problem}")
         if result.admin_created:
