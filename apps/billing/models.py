@@ -162,8 +162,11 @@ class InvoiceLine(BaseModel):
     position = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
     key = models.CharField(max_length=64)  # which charge or fee, stable within a rate card
+    # SET_NULL: only an unlocked version's charges can be replaced, and only drafts point at
+    # those (their lines are rebuilt at the next refresh); a finalized invoice's version is
+    # locked, so its charges stay.
     charge = models.ForeignKey(
-        Charge, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Charge, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     description = models.CharField(max_length=300)
     meter_code = models.CharField(max_length=64, blank=True)

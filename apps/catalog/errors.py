@@ -20,3 +20,9 @@ class PlanNotFound(NotFound):
 
 class CreditPackNotFound(NotFound):
     code = "credit_pack_not_found"
+
+
+class CatalogChanged(Conflict):
+    """Prices changed while a billing run priced with them: the run prices that chunk again."""
+
+    code = "catalog_changed"

@@ -138,7 +138,9 @@ def rate_card_version_at(*, rate_card_id: Any, at: datetime) -> RateCardVersion 
 
 
 def rate_card_versions(*, rate_card_ids: list[Any]) -> QuerySet[RateCardVersion]:
-    """Every version of these rate cards with their charges and meters, for a billing run."""
+    """Every version of these rate cards with their charges and meters, for a billing run.
+    Read without a lock: finalization checks the versions' content hashes still match
+    (``rate_card_versions_lock``)."""
     return (
         RateCardVersion.objects.filter(rate_card_id__in=rate_card_ids)
         .select_related("rate_card")

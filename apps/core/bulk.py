@@ -13,6 +13,8 @@ from django.db import connection
 
 
 def _sqlite_value(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
     if kind == "uuid":
         return (value if isinstance(value, UUID) else UUID(value)).hex  # Django's SQLite form
     if kind == "timestamptz":
@@ -60,4 +62,55 @@ def rows_insert(
         cursor.execute(
             f"INSERT INTO {table} ({names}) SELECT * FROM unnest({', '.join(arrays)})",
             columns_out,
+        )
+
+
+def rows_update(
+    *,
+    table: str,
+    key: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """UPDATE many rows of ``table`` in one statement: each row is the ``key`` value, then the
+    new values of ``columns`` (PostgreSQL types in ``types``). Django's bulk_update writes a
+    CASE per column per row, whose compilation costs more than the update itself.
+
+    On PostgreSQL, one ``UPDATE ... FROM unnest(...)``; on SQLite, one executemany."""
+    values = list(rows)
+    if not values:
+        return
+    if connection.vendor != "postgresql":
+        sets = ", ".join(f'"{c}" = %s' for c in columns)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f'UPDATE {table} SET {sets} WHERE "{key}" = %s',
+                [
+                    [
+                        *(_sqlite_value(v, k) for v, k in zip(row[1:], types, strict=True)),
+                        _sqlite_value(row[0], "uuid"),
+                    ]
+                    for row in values
+                ],
+            )
+        return
+    arrays = ["%s::text[]::uuid[]"]
+    data: list[list[Any]] = [[str(row[0]) for row in values]]
+    for position, kind in enumerate(types, start=1):
+        column = [row[position] for row in values]
+        if kind in _AS_TEXT or kind == "numeric":  # text, cast by the server
+            as_text = _AS_TEXT.get(kind, str)
+            data.append([v if v is None or isinstance(v, str) else as_text(v) for v in column])
+            arrays.append(f"%s::text[]::{kind}[]")
+        else:
+            data.append(column)
+            arrays.append(f"%s::{kind}[]")
+    names = ", ".join(f'"{c}"' for c in columns)
+    sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET {sets} FROM unnest({', '.join(arrays)}) "
+            f'AS v("{key}", {names}) WHERE t."{key}" = v."{key}"',
+            data,
         )

@@ -4,12 +4,15 @@ Services never import tasks (STYLE 12). Without a broker (the embedded default) 
 task in-process when the transaction commits; with one, the task goes to a worker.
 """
 
+import threading
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+
+_discovery = threading.Lock()
 
 
 def job_enqueue_on_commit(
@@ -33,8 +36,9 @@ def job_enqueue_on_commit(
             current_app.send_task(name, kwargs=kwargs or {}, countdown=debounce_seconds)
             return
         if settings.CELERY_TASK_ALWAYS_EAGER:
-            if name not in current_app.tasks:  # autodiscovery is lazy until a worker starts
-                current_app.loader.import_default_modules()
+            with _discovery:  # autodiscovery is lazy until a worker starts, and not threadsafe
+                if name not in current_app.tasks:
+                    current_app.loader.import_default_modules()
             current_app.tasks[name].apply(kwargs=kwargs or {}).get()
         else:
             current_app.send_task(name, kwargs=kwargs or {})

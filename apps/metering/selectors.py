@@ -390,3 +390,32 @@ def _edge_add(
         for row in rows:
             group = tuple("" if row[n] is None else str(row[n]) for n in names)
             _add(totals[meter.id], group, row["n"], row.get("s"), row.get("x"))
+
+
+def meter_period_uniques(
+    *, meter: Meter, windows: list[UsageWindow], also: dict[str, str] | None = None
+) -> dict[UsageWindow, Decimal]:
+    """A unique-count meter's distinct values per window, from raw events, in one query for
+    all windows (with ``also``, a charge's filter, on top of the meter's own)."""
+    from django.db import connection
+
+    from apps.metering.services.meters import windows_distinct_sql
+
+    if not windows:
+        return {}
+    sql, params = windows_distinct_sql(
+        meter=meter, windows=[(w.tenant_id, w.start, w.end) for w in windows], also=also or {}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    pg = connection.vendor == "postgresql"
+    counts: dict[tuple[UUID, datetime], int] = {}
+    for tenant, start, count in found:
+        key = (
+            (tenant, start)
+            if pg
+            else (UUID(tenant), datetime.fromisoformat(start).replace(tzinfo=UTC))
+        )
+        counts[key] = count
+    return {w: Decimal(counts.get((w.tenant_id, w.start), 0)) for w in windows}

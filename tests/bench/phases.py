@@ -265,3 +265,31 @@ def rollup_phase(
             f"{name}_cpu_s": rollup.cpu_s,
         }
     return figures
+
+
+def billing_phase(*, scratch: ScratchDatabase) -> dict[str, Any]:
+    """One billing run closing October for many tenants, and PDF renders (PostgreSQL)."""
+    from tests.bench.billing import billing_measure
+
+    if scratch.vendor != "postgresql":
+        log("billing: skipped on SQLite (the invoice-run target is PostgreSQL's)")
+        return {}
+    result = billing_measure(
+        scratch=scratch,
+        tenants=env_int("BENCH_BILLING_TENANTS", 10_000),
+        events=env_int("BENCH_BILLING_EVENTS", 5_000_000),
+    )
+    rate = result.finalized / result.run_s
+    log(
+        f"billing run: {result.finalized:,} invoices drafted and finalized in "
+        f"{result.run_s:.1f} s ({rate:,.0f} invoices/s); PDFs: "
+        f"{result.pdf_renders / result.pdf_s:.1f} renders/s"
+    )
+    return {
+        "billing_tenants": result.tenants,
+        "billing_events": result.events,
+        "billing_run_s": round(result.run_s, 2),
+        "billing_invoices_per_s": round(rate, 1),
+        "billing_setup_rollup_s": round(result.rollup_s, 1),
+        "pdf_renders_per_s": round(result.pdf_renders / result.pdf_s, 2),
+    }

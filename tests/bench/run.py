@@ -8,7 +8,10 @@
 4. HTTP: gunicorn serves the production settings on loopback; ``BENCH_CLIENTS`` threads POST the
    bodies to ``/api/v1/events``; every answer must be 200 and the accepted counts must add up.
 5. Rollup: ``BENCH_ROLLUP_EVENTS`` events (default 1,000,000) are loaded, then only
-   ``rollup_pending_run()`` is timed (``rollup``).
+   ``rollup_pending_run()`` is timed (``rollup``), for the live mix and for a backfill.
+6. Billing (PostgreSQL): ``BENCH_BILLING_TENANTS`` tenants (10,000) on a five-charge rate card
+   over ``BENCH_BILLING_EVENTS`` events (5,000,000) are set up and rolled up, then one billing
+   run drafts and finalizes every invoice on the clock; then PDF renders (``billing``).
 
 PostgreSQL when ``DATABASE_URL`` names a server (the scratch database ``percall_bench`` on it),
 SQLite otherwise. Knobs: ``BENCH_TENANTS`` (30), ``BENCH_CLIENTS`` (4), ``BENCH_WORKERS`` (2),
@@ -16,7 +19,8 @@ SQLite otherwise. Knobs: ``BENCH_TENANTS`` (30), ``BENCH_CLIENTS`` (4), ``BENCH_
 (0.02 of ingested events up to 30 days old, the rest from the last hour),
 ``BENCH_ROLLUP_LATE_FRACTION`` (1.0: rolled-up events spread over 30 days of hours),
 ``BENCH_ROLLUP_MAX_SECONDS`` (600: past it the rollup rate is over the events done so far),
-``BENCH_SKIP`` (comma list of ``http``, ``rollup``) and ``BENCH_PYSPY`` (a directory: sample
+``BENCH_SKIP`` (comma list of ``http``, ``rollup``, ``billing``) and ``BENCH_PYSPY`` (a
+directory: sample
 the workers with py-spy during the timed ingest, see ``pyspy``). On SQLite the rollup defaults
 to 200,000 events.
 
@@ -68,6 +72,8 @@ def main() -> None:
     )
     if "rollup" not in skip:
         result |= phases.rollup_phase(scratch=scratch, tenants=tenants, now=now)
+    if "billing" not in skip:
+        result |= phases.billing_phase(scratch=scratch)
     print(json.dumps(result), flush=True)
 
 

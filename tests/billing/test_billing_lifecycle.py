@@ -303,3 +303,56 @@ def test_mark_paid_and_credit_notes(make_tenant):
     assert paid.status == "paid"
     with pytest.raises(InvoiceNotDraft):
         invoice_void(invoice_id=invoice.id, reason="paid already")
+
+
+def test_a_version_changed_while_pricing_is_caught_when_it_is_locked():
+    from apps.catalog.errors import CatalogChanged
+    from apps.catalog.models import RateCardVersion
+    from apps.catalog.services.locks import rate_card_versions_lock
+
+    version = RateCardVersion.objects.get(rate_card__code="per-call")
+
+    with pytest.raises(CatalogChanged):
+        rate_card_versions_lock(
+            version_period_starts={version.id: OCT}, priced_hashes={version.id: "stale"}
+        )
+    version.refresh_from_db()
+    assert version.locked_at is None
+    rate_card_versions_lock(
+        version_period_starts={version.id: OCT}, priced_hashes={version.id: version.content_hash}
+    )
+    version.refresh_from_db()
+    assert version.locked_through == OCT
+
+
+def test_a_run_prices_a_chunk_again_when_its_prices_changed(make_tenant, monkeypatch):
+    from apps.billing.services import invoices
+    from apps.catalog.errors import CatalogChanged
+
+    acme = make_tenant("acme")
+    subscribe(acme, "calls", OCT)
+    send(event("acme", "api.call", "2026-10-05T10:00:00Z"))
+    real = invoices.rate_card_versions_lock
+    calls = []
+
+    def changed_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CatalogChanged("changed meanwhile")
+        return real(**kwargs)
+
+    monkeypatch.setattr(invoices, "rate_card_versions_lock", changed_once)
+    # A run's chunk is a durable transaction; inside the test's own, a savepoint stands in.
+    from django.db import transaction
+
+    real_atomic = transaction.atomic
+    monkeypatch.setattr(
+        transaction, "atomic", lambda *args, durable=False, **kwargs: real_atomic(*args, **kwargs)
+    )
+
+    report = billing_run(as_of=NOV + timedelta(hours=2))
+
+    assert len(calls) == 2
+    assert (report.finalized, report.problems) == (1, [])
+    assert Invoice.objects.filter(tenant=acme).count() == 1
+    assert invoice_of(acme, OCT)["number"] == "PC-2026-000001"

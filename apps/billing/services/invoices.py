@@ -9,6 +9,7 @@ commit. The caller holds the subscriptions' row locks (the first lock of every b
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import Prefetch
 
-from apps.billing.models import Invoice, InvoiceLine, Subscription
+from apps.billing.models import CreditDebit, CreditNote, Invoice, InvoiceLine, Subscription
 from apps.billing.services.credits import (
     credit_grants_locked,
     credits_available,
@@ -36,6 +37,7 @@ from apps.billing.services.pricing import (
 from apps.billing.services.usage import charges_usage
 from apps.catalog.models import Charge
 from apps.catalog.services.locks import rate_card_versions_lock
+from apps.core.bulk import rows_update
 from apps.core.jobs import job_enqueue_on_commit
 from apps.core.periods import BillingPeriod
 from apps.rating.invoices import AdjustmentInput, PricedInvoice, PricedLine, invoice_total
@@ -112,20 +114,20 @@ def _totals_set(invoice: Invoice, priced: PricedInvoice) -> None:
     invoice.total_amount = priced.total
 
 
-def content_hash(invoice: Invoice, lines: list[InvoiceLine]) -> str:
+def content_hash(
+    invoice: Invoice, lines: list[InvoiceLine], notes: Iterable[CreditNote] | None = None
+) -> str:
     """What the invoice shows, hashed: its PDF is rendered again only when this changes (its
-    status and dates, its lines and totals, its credit notes)."""
-    notes = (
-        [[n.number, n.amount, n.reason] for n in invoice.credit_notes.order_by("issued_at")]
-        if invoice.pk and not invoice._state.adding
-        else []
-    )
+    status and dates, its lines and totals, its credit notes: read from the database unless
+    given, as ``()`` for an invoice that cannot have any yet)."""
+    if notes is None:
+        notes = invoice.credit_notes.order_by("issued_at")
     shown = {
         "number": invoice.number,
         "status": invoice.status,
         "paid": invoice.paid_at,
         "voided": [invoice.voided_at, invoice.void_reason],
-        "notes": notes,
+        "notes": [[n.number, n.amount, n.reason] for n in notes],
         "period": [invoice.period_start.isoformat(), invoice.period_end.isoformat()],
         "totals": [
             invoice.subtotal_amount,
@@ -243,13 +245,23 @@ def _existing(bills: list[PeriodBill]) -> dict[tuple[UUID, datetime], Invoice]:
     return {(i.subscription_id, i.period_start): i for i in rows if i.subscription_id}
 
 
+@dataclass
+class _Draft:
+    bill: PeriodBill
+    invoice: Invoice
+    priced: PricedInvoice  # replaced by the credited totals when finalized
+
+
 def invoices_bill(
     *, bills: list[PeriodBill], as_of: datetime, grace: timedelta | None = None
 ) -> BillOutcome:
     """Create or refresh the draft of every bill, then finalize those whose period ended at
     least ``grace`` (default: the configured grace period) before ``as_of``. Bills of one
     subscription must come oldest first. Call inside a transaction holding the subscriptions'
-    row locks."""
+    row locks.
+
+    Everything is priced and finalized in memory first, then written in a few statements:
+    a new invoice whose grace is already over is inserted finalized."""
     outcome = BillOutcome()
     existing = _existing(bills)
     todo = [
@@ -262,8 +274,8 @@ def invoices_bill(
         return outcome
     usage = charges_usage(windows={b.window: b.charges for b in todo})
     late, adjusted = _late_usage(todo, as_of)
-    drafts: list[tuple[PeriodBill, Invoice, PricedInvoice]] = []
-    new_invoices, lines, stale = [], [], []
+    drafts: list[_Draft] = []
+    new_invoices: list[Invoice] = []
     for bill in todo:
         priced = bill_price(bill, usage[bill.window], late[bill])
         invoice = existing.get((bill.subscription.id, bill.period.start))
@@ -275,11 +287,11 @@ def invoices_bill(
                 currency=bill.plan.currency,
                 period_start=bill.period.start,
                 period_end=bill.period.end,
+                created_at=as_of,
             )
             new_invoices.append(invoice)
             outcome.drafted.append(invoice)
         else:
-            stale.append(invoice.id)
             outcome.refreshed.append(invoice)
         invoice.plan = bill.plan
         invoice.rate_card_version = bill.version
@@ -287,27 +299,38 @@ def invoices_bill(
         invoice.refreshed_at = as_of
         invoice.updated_at = as_of
         _totals_set(invoice, priced)
-        rows = _line_rows(invoice, priced, bill.charges, adjusted)
-        invoice.content_hash = content_hash(invoice, rows)
-        lines.extend(rows)
-        drafts.append((bill, invoice, priced))
-    InvoiceLine.objects.filter(invoice_id__in=stale).delete()
-    Invoice.objects.bulk_create(new_invoices)
-    Invoice.objects.bulk_update(
-        [i for _, i, _ in drafts if i.id in set(stale)], _DRAFT_FIELDS, batch_size=500
-    )
-    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
+        drafts.append(_Draft(bill, invoice, priced))
     if grace is None:
         grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
-    due = [d for d in drafts if d[0].period.end + grace <= as_of]
+    due = [d for d in drafts if d.bill.period.end + grace <= as_of]
+    debits = _finalize_in_memory(due, as_of) if due else []
+    outcome.finalized = [d.invoice for d in due]
+    lines: list[InvoiceLine] = []
+    for draft in drafts:
+        rows = _line_rows(draft.invoice, draft.priced, draft.bill.charges, adjusted)
+        draft.invoice.content_hash = content_hash(draft.invoice, rows, notes=())
+        lines.extend(rows)
+    fresh = {i.id for i in new_invoices}
+    refreshed = [d.invoice for d in drafts if d.invoice.id not in fresh]
+    InvoiceLine.objects.filter(invoice_id__in=[i.id for i in refreshed]).delete()
+    Invoice.objects.bulk_create(new_invoices, batch_size=1000)
+    rows_update(
+        table=Invoice._meta.db_table,
+        key="id",
+        columns=_WRITTEN,
+        types=_WRITTEN_TYPES,
+        rows=[[i.id, *(getattr(i, c) for c in _WRITTEN)] for i in refreshed],
+    )
+    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
     if due:
-        outcome.finalized = invoices_finalize_priced(due=due, as_of=as_of)
+        _finalized_record(due, debits)
     return outcome
 
 
-_DRAFT_FIELDS = [
-    "plan",
-    "rate_card_version",
+# The columns a refresh or a finalization sets, and their PostgreSQL types.
+_WRITTEN = [
+    "plan_id",
+    "rate_card_version_id",
     "tax_rate",
     "refreshed_at",
     "subtotal_amount",
@@ -316,62 +339,80 @@ _DRAFT_FIELDS = [
     "total_amount",
     "content_hash",
     "updated_at",
+    "status",
+    "number",
+    "issued_at",
+    "due_at",
 ]
-_FINAL_FIELDS = [*_DRAFT_FIELDS, "status", "number", "issued_at", "due_at"]
+_WRITTEN_TYPES = [
+    "uuid",
+    "uuid",
+    "numeric",
+    "timestamptz",
+    "numeric",
+    "numeric",
+    "numeric",
+    "numeric",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+]
 
 
-def invoices_finalize_priced(
-    *, due: list[tuple[PeriodBill, Invoice, PricedInvoice]], as_of: datetime
-) -> list[Invoice]:
-    """Finalize drafts just priced: credits from locked grants, tax on what remains, numbers
-    in (tenant, period) order, the rate-card versions locked into history, the subscriptions'
-    ``billed_through`` moved on, and a PDF render queued for after commit."""
-    due = sorted(due, key=lambda d: (d[0].tenant.external_id, d[1].period_start))
-    grants = credit_grants_locked(tenant_ids=sorted({b.tenant.id for b, _, _ in due}))
+def _finalize_in_memory(due: list[_Draft], as_of: datetime) -> list[CreditDebit]:
+    """Credits from locked grants, tax on what remains, numbers in (tenant, period) order.
+    Returns the credit debits to write."""
+    due.sort(key=lambda d: (d.bill.tenant.external_id, d.invoice.period_start))
+    grants = credit_grants_locked(tenant_ids=sorted({d.bill.tenant.id for d in due}))
     numbers = numbers_allocate(kind="invoice", year=as_of.year, count=len(due))
-    debits = []
-    versions: dict[UUID, datetime] = {}
-    finalized: list[Invoice] = []
-    for (bill, invoice, priced), number in zip(due, numbers, strict=True):
-        tenant_grants = grants.get(bill.tenant.id, [])
+    debits: list[CreditDebit] = []
+    for draft, number in zip(due, numbers, strict=True):
+        invoice, tenant = draft.invoice, draft.bill.tenant
+        tenant_grants = grants.get(tenant.id, [])
         available = credits_available(
             tenant_grants, currency=invoice.currency, at=invoice.period_end
         )
         if available:
-            priced = invoice_total(priced.currency, priced.lines, available, bill.tenant.tax_rate)
-            debits.extend(
-                credits_spend(grants=tenant_grants, invoice=invoice, amount=priced.credits_applied)
+            draft.priced = invoice_total(
+                draft.priced.currency, draft.priced.lines, available, tenant.tax_rate
             )
-        _totals_set(invoice, priced)
+            debits.extend(
+                credits_spend(
+                    grants=tenant_grants, invoice=invoice, amount=draft.priced.credits_applied
+                )
+            )
+        _totals_set(invoice, draft.priced)
         invoice.status = Invoice.Status.FINALIZED
         invoice.number = number
         invoice.issued_at = as_of
         invoice.due_at = as_of + timedelta(days=settings.PERCALL_INVOICE_DUE_DAYS)
-        invoice.updated_at = as_of
-        invoice.content_hash = ""  # set below, once the lines are known
-        versions[bill.version.id] = max(
-            versions.get(bill.version.id, bill.period.start), bill.period.start
-        )
-        finalized.append(invoice)
-    lines_of: dict[UUID, list[InvoiceLine]] = defaultdict(list)
-    for line in InvoiceLine.objects.filter(invoice_id__in=[i.id for i in finalized]):
-        lines_of[line.invoice_id].append(line)
-    for invoice in finalized:
-        invoice.content_hash = content_hash(invoice, lines_of[invoice.id])
-    Invoice.objects.bulk_update(finalized, _FINAL_FIELDS, batch_size=500)
+    return debits
+
+
+def _finalized_record(due: list[_Draft], debits: list[CreditDebit]) -> None:
+    """What finalizing writes beside the invoices: credit debits, the rate-card versions
+    locked into history, ``billed_through``, and a PDF render queued for after commit."""
     credits_spent_save(debits=debits)
-    rate_card_versions_lock(version_period_starts=versions)
-    _billed_through_advance(due)
-    for invoice in finalized:
+    versions: dict[UUID, datetime] = {}
+    hashes: dict[UUID, str] = {}
+    for draft in due:
+        start, version = draft.bill.period.start, draft.bill.version
+        versions[version.id] = max(versions.get(version.id, start), start)
+        hashes[version.id] = version.content_hash
+    rate_card_versions_lock(version_period_starts=versions, priced_hashes=hashes)
+    _billed_through_advance([(d.bill, d.invoice) for d in due])
+    for draft in due:
         job_enqueue_on_commit(
-            name="billing.invoice_render_pdf", kwargs={"invoice_id": str(invoice.id)}
+            name="billing.invoice_render_pdf", kwargs={"invoice_id": str(draft.invoice.id)}
         )
-    return finalized
 
 
-def _billed_through_advance(due: list[tuple[PeriodBill, Invoice, PricedInvoice]]) -> None:
+def _billed_through_advance(due: list[tuple[PeriodBill, Invoice]]) -> None:
     latest: dict[UUID, tuple[Subscription, datetime]] = {}
-    for bill, invoice, _ in due:
+    for bill, invoice in due:
         known = latest.get(bill.subscription.id)
         if known is None or invoice.period_end > known[1]:
             latest[bill.subscription.id] = (bill.subscription, invoice.period_end)
@@ -380,7 +421,13 @@ def _billed_through_advance(due: list[tuple[PeriodBill, Invoice, PricedInvoice]]
         if subscription.billed_through is None or subscription.billed_through < end:
             subscription.billed_through = end
             changed.append(subscription)
-    Subscription.objects.bulk_update(changed, ["billed_through"], batch_size=500)
+    rows_update(
+        table=Subscription._meta.db_table,
+        key="id",
+        columns=["billed_through"],
+        types=["timestamptz"],
+        rows=[[s.id, s.billed_through] for s in changed],
+    )
 
 
 def invoice_shown_changed(*, invoice: Invoice) -> None:

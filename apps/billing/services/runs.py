@@ -17,8 +17,9 @@ from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from apps.billing.models import PlanChange, Subscription
-from apps.billing.services.invoices import invoices_bill
+from apps.billing.services.invoices import BillOutcome, invoices_bill
 from apps.billing.services.pricing import NoRateCardVersion, PeriodBill, period_bill
+from apps.catalog.errors import CatalogChanged
 from apps.catalog.models import RateCardVersion
 from apps.catalog.selectors import rate_card_versions
 from apps.core.periods import BillingPeriod, subscription_periods
@@ -70,7 +71,7 @@ def _due(as_of: datetime) -> Q:
 
 
 class _Versions:
-    """Every version of the rate cards a run meets, loaded once per rate card."""
+    """Every version of the rate cards a chunk meets, loaded once per rate card."""
 
     def __init__(self) -> None:
         self.by_card: dict[Any, list[RateCardVersion]] = {}
@@ -121,31 +122,61 @@ def billing_run(
     twice or concurrently: the result is one invoice per subscription and period."""
     as_of = as_of or timezone.now()
     report = RunReport()
-    versions = _Versions()
     after: UUID | None = None
+    retries = 0
     while True:
-        with transaction.atomic(durable=True):
-            due = (
-                Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(_due(as_of))
-                .select_related("tenant", "plan")
-                .prefetch_related(
-                    Prefetch("plan_changes", queryset=PlanChange.objects.select_related("plan"))
-                )
-                .order_by("id")
-            )
-            if subscription_ids is not None:
-                due = due.filter(id__in=subscription_ids)
-            if after is not None:
-                due = due.filter(id__gt=after)
-            subscriptions = list(due[:chunk])
-            if not subscriptions:
-                break
-            after = subscriptions[-1].id
-            bills = _chunk_bills(subscriptions, as_of, versions, report)
-            outcome = invoices_bill(bills=bills, as_of=as_of, grace=grace)
+        resume = after
+        try:
+            with transaction.atomic(durable=True):
+                subscriptions, outcome = _chunk_run(
+                    after=after, chunk=chunk, as_of=as_of, grace=grace,
+                    subscription_ids=subscription_ids, report=report,
+                )  # fmt: skip
+        except CatalogChanged as exc:  # prices changed mid-chunk: price the chunk again
+            retries += 1
+            if retries > _RETRIES:
+                report.problems.append(f"{exc.message}; gave up after {_RETRIES} tries")
+                return report
+            after = resume
+            continue
+        if not subscriptions:
+            break
+        after = subscriptions[-1].id
         report.subscriptions += len(subscriptions)
         report.drafted += len(outcome.drafted)
         report.refreshed += len(outcome.refreshed)
         report.finalized += len(outcome.finalized)
     return report
+
+
+_RETRIES = 3
+
+
+def _chunk_run(
+    *,
+    after: UUID | None,
+    chunk: int,
+    as_of: datetime,
+    grace: timedelta | None,
+    subscription_ids: list[UUID] | None,
+    report: RunReport,
+) -> tuple[list[Subscription], BillOutcome]:
+    """Lock, price and write one chunk of due subscriptions; inside the caller's transaction."""
+    due = (
+        Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(_due(as_of))
+        .select_related("tenant", "plan")
+        .prefetch_related(
+            Prefetch("plan_changes", queryset=PlanChange.objects.select_related("plan"))
+        )
+        .order_by("id")
+    )
+    if subscription_ids is not None:
+        due = due.filter(id__in=subscription_ids)
+    if after is not None:
+        due = due.filter(id__gt=after)
+    subscriptions = list(due[:chunk])
+    if not subscriptions:
+        return [], BillOutcome()
+    bills = _chunk_bills(subscriptions, as_of, _Versions(), report)
+    return subscriptions, invoices_bill(bills=bills, as_of=as_of, grace=grace)

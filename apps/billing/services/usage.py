@@ -15,6 +15,7 @@ from apps.metering.selectors import (
     MeterTotals,
     UsageWindow,
     meter_period_totals,
+    meter_period_uniques,
     meter_quantities,
 )
 
@@ -50,14 +51,17 @@ def charges_usage(
     totals: dict[UsageWindow, MeterTotals] = meter_period_totals(
         meters=list(meters.values()), windows=list(windows)
     )
+    uniques = _uniques(windows, meters)
     result: dict[UsageWindow, list[ChargeUsage]] = {}
     for window, charges in windows.items():
         priced = []
         for charge in charges:
             meter = meters[charge.meter_id]
             filters = dict(charge.filters or {})
-            if meter.aggregation in (Meter.Aggregation.UNIQUE_COUNT, Meter.Aggregation.LATEST):
-                quantity = _raw(meter, window, filters)
+            if meter.aggregation == Meter.Aggregation.UNIQUE_COUNT:
+                quantity = uniques[_unique_key(charge)][window]
+            elif meter.aggregation == Meter.Aggregation.LATEST:
+                quantity = _latest(meter, window, filters)
             else:
                 quantity = _additive(meter, totals[window].get(meter.id, {}), filters)
             priced.append(ChargeUsage(charge, quantity))
@@ -65,16 +69,33 @@ def charges_usage(
     return result
 
 
-def _raw(meter: Meter, window: UsageWindow, filters: dict[str, str]) -> Decimal:
-    """Unique values over the whole period (over the picked groups together), or the sum of
-    each picked group's latest value."""
-    unique = meter.aggregation == Meter.Aggregation.UNIQUE_COUNT
+def _unique_key(charge: Charge) -> tuple[int, tuple[tuple[str, str], ...]]:
+    return charge.meter_id, tuple(sorted((charge.filters or {}).items()))
+
+
+def _uniques(
+    windows: dict[UsageWindow, list[Charge]], meters: dict[int, Meter]
+) -> dict[tuple[int, tuple[tuple[str, str], ...]], dict[UsageWindow, Decimal]]:
+    """Distinct values over each whole period (over a charge's picked groups together), one
+    query per unique-count meter and filter for all windows."""
+    wanted: dict[tuple[int, tuple[tuple[str, str], ...]], list[UsageWindow]] = {}
+    for window, charges in windows.items():
+        for charge in charges:
+            if meters[charge.meter_id].aggregation == Meter.Aggregation.UNIQUE_COUNT:
+                wanted.setdefault(_unique_key(charge), []).append(window)
+    return {
+        key: meter_period_uniques(meter=meters[key[0]], windows=found, also=dict(key[1]))
+        for key, found in wanted.items()
+    }
+
+
+def _latest(meter: Meter, window: UsageWindow, filters: dict[str, str]) -> Decimal:
+    """The sum of each picked group's latest value in the period."""
     found = meter_quantities(
         meter=meter,
         tenant_id=window.tenant_id,
         start=window.start,
         end=window.end,
         also=filters,
-        grouped=not unique,
     )
     return sum(found.values(), ZERO)

@@ -9,15 +9,19 @@ before the last period it priced. Meters those versions price cannot change eith
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
+import msgspec
 from django.conf import settings
 from django.db import transaction
 
 from apps.catalog.errors import CatalogInUse, CatalogInvalid
 from apps.catalog.models import Charge, CreditPack, Plan, RateCard, RateCardVersion
+from apps.catalog.selectors import _charge_export
 from apps.catalog.services.document import (
     CatalogDoc,
     ChargeDoc,
@@ -26,6 +30,7 @@ from apps.catalog.services.document import (
     PlanDoc,
     RateCardDoc,
     as_json,
+    decimal_text,
     invalid,
 )
 from apps.core.money import currency_is_known, minor_units
@@ -335,7 +340,9 @@ def _version_apply(index: int, doc: RateCardDoc, report: ApplyReport) -> None:
         card.save(update_fields=["name", "updated_at"])
     content = _charges_content(doc)
     digest = _content_hash(content, doc.name)
-    version = card.versions.filter(effective_from=doc.effective_from).first()
+    # Locked before it is read: a billing run holds versions it prices FOR SHARE, so this waits
+    # for it, then sees whether that run locked the version into history.
+    version = card.versions.select_for_update().filter(effective_from=doc.effective_from).first()
     if version is not None and version.content_hash == digest:
         report.add("rate_cards", "unchanged", label)
         return
@@ -428,3 +435,66 @@ def _upsert(model: type[Plan] | type[CreditPack], code: str, values: dict) -> st
     row.full_clean()
     row.save()
     return "updated" if stored is not None else "created"
+
+
+# --- charges edited in place (the admin) ----------------------------------------------------
+
+
+def _charge_doc(charge: Charge) -> ChargeDoc:
+    """A stored charge as a file states it: the form ``catalog_export`` writes (a field at its
+    default left out), so a version hashes as the file that exports it."""
+    try:
+        return msgspec.convert(_charge_export(charge), ChargeDoc)
+    except msgspec.ValidationError as exc:
+        raise CatalogInvalid(f"charge: {exc}", field="tiers") from exc
+
+
+def charge_row_check(*, charge: Charge) -> None:
+    """Check a charge edited in place (the admin) as ``catalog_apply`` checks one in a file.
+    Raises CatalogInvalid whose ``field`` is the model field at fault (``unit_price``,
+    ``tiers``, ``filters``, ``meter``...)."""
+    doc = _charge_doc(charge)
+    spec = charge_spec(doc)
+    for name in ("unit_price", "package_size", "package_price"):
+        # A value the file could not state: the model does not use the field.
+        if getattr(spec, name) != getattr(charge, name):
+            raise CatalogInvalid(
+                f"{name}: a {charge.model} charge has no {name}; leave it at "
+                f"{decimal_text(getattr(spec, name))}",
+                field=name,
+            )
+    try:
+        _charge_check("charge", doc, _meters_resolve(CatalogDoc()))
+    except CatalogInvalid as exc:
+        name = re.split(r"[.\[]", (exc.field or "").removeprefix("charge."))[0]
+        raise CatalogInvalid(
+            exc.message.removeprefix("charge."), field={"filter": "filters"}.get(name, name)
+        ) from exc
+
+
+@transaction.atomic
+def version_hash_refresh(*, version_id: UUID) -> RateCardVersion:
+    """Recompute a version's ``content_hash`` from its stored charges after they were edited
+    in place (the admin), the way ``catalog_apply`` hashes a file: applying a file that
+    states these charges then reports the version unchanged, one that states others updates
+    it. A locked version is history: raises CatalogInUse."""
+    version = RateCardVersion.objects.select_for_update().get(id=version_id)
+    if version.locked_at is not None:
+        raise CatalogInUse(
+            f"version {version.number} of {version.rate_card.code!r} priced finalized "
+            "invoices and cannot change",
+            field="charges",
+        )
+    card = version.rate_card
+    charges = version.charges.select_related("meter").order_by("position")
+    doc = RateCardDoc(
+        code=card.code,
+        currency=card.currency,
+        effective_from=version.effective_from,
+        charges=[_charge_doc(c) for c in charges],
+        name=card.name,
+    )
+    version.content_hash = _content_hash(_charges_content(doc), card.name)
+    version.full_clean()
+    version.save(update_fields=["content_hash", "updated_at"])
+    return version

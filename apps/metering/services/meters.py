@@ -334,3 +334,36 @@ def meter_rollup_rows(
             meter_id__in=meter_ids, tenant_id__in=tenant_ids, hour__gte=start, hour__lt=end
         )
     )
+
+
+def windows_distinct_sql(
+    *,
+    meter: Meter,
+    windows: Sequence[tuple[UUID, datetime, datetime]],
+    also: dict[str, str],
+) -> tuple[str, list[Any]]:
+    """SQL counting a unique-count meter's distinct values per (tenant, start, end) window:
+    rows (tenant, window start, count). Raw events, joined to the windows as a list."""
+    sql = _Sql()
+    adapt = connection.ops.adapt_datetimefield_value
+    if sql.pg:
+        source = (
+            "SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[]) AS w(t, s, e)"
+        )
+        source_params: list[Any] = [[list(column) for column in zip(*windows, strict=True)]][0]
+    else:
+        source = " UNION ALL ".join("SELECT %s AS t, %s AS s, %s AS e" for _ in windows)
+        source_params = [v for t, s, e in windows for v in (t.hex, adapt(s), adapt(e))]
+    value_params: list[Any] = []
+    value = sql.text("e", meter.field, value_params)
+    where = ["e.type = %s"]
+    where_params: list[Any] = [meter.event_type]
+    for name, wanted in {**(meter.filters or {}), **also}.items():
+        where.append(f"{sql.text('e', name, where_params)} = %s")
+        where_params.append(wanted)
+    query = (
+        f"SELECT w.t, w.s, COUNT(DISTINCT {value}) FROM metering_event e JOIN ({source}) AS w "
+        'ON e.tenant_id = w.t AND e."timestamp" >= w.s AND e."timestamp" < w.e '
+        f"WHERE {' AND '.join(where)} GROUP BY w.t, w.s"
+    )
+    return query, [*value_params, *source_params, *where_params]
