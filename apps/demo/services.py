@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.billing.selectors import invoice_list
 from apps.demo.billing import DemoBilling, demo_billing_ensure
 from apps.demo.business import (
     COST_CENTERS,
@@ -221,6 +222,8 @@ class DemoInfo:
     admin_login: str | None  # "admin / admin" while the demo superuser keeps its demo password
     tenant: str | None  # a tenant to try the API with
     example_body: str  # one event for that tenant, as an ingestion request body
+    finalized_invoices: int = 0
+    draft_invoices: int = 0
 
 
 def demo_info_gather() -> DemoInfo:
@@ -233,8 +236,13 @@ def demo_info_gather() -> DemoInfo:
     tenants = tenant_list(scope_tenant_id=None)
     tenant = tenants.filter(external_id__in=_demo_ids()).order_by("registered_at").first()
     tenant = tenant or tenants.first()
+    invoices = invoice_list(scope_tenant_id=None)
+    counts = {
+        "finalized_invoices": invoices.filter(status="finalized").count(),
+        "draft_invoices": invoices.filter(status="draft").count(),
+    }
     if tenant is None:
-        return DemoInfo(admin_login=login, tenant=None, example_body="")
+        return DemoInfo(admin_login=login, tenant=None, example_body="", **counts)
     input_tokens, output_tokens = 1200, 300
     event = {
         "id": f"curl-{secrets.token_hex(6)}",
@@ -255,4 +263,4 @@ def demo_info_gather() -> DemoInfo:
         "cost_currency": "USD",
     }
     body = _encoder.encode({"events": [event]}).decode()
-    return DemoInfo(admin_login=login, tenant=tenant.external_id, example_body=body)
+    return DemoInfo(admin_login=login, tenant=tenant.external_id, example_body=body, **counts)

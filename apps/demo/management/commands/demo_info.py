@@ -22,6 +22,8 @@ class Command(BaseCommand):
             f"  API docs:  {BASE_URL}/api/docs/",
             f"  Admin:     {BASE_URL}/admin/"
             + (f"  (demo login: {info.admin_login})" if info.admin_login else ""),
+            f"  Invoices:  {BASE_URL}/admin/billing/invoice/  (finalized, with PDFs: "
+            f"{info.finalized_invoices}; drafts: {info.draft_invoices})",
             "",
             f"A new ingest API key (scopes ingest, read; operator-wide; key {issued.api_key.prefix}"
             ", shown only this once):",
@@ -38,5 +40,11 @@ class Command(BaseCommand):
                 "    -H 'Content-Type: application/json' \\",
                 f"    -d '{info.example_body}'",
                 "Sent twice, the second answer counts it as a duplicate: it is stored once.",
+                "",
+                "Its invoices and its upcoming one (the key has the read scope):",
+                f"  curl -sS '{BASE_URL}/api/v1/invoices?tenant={info.tenant}' "
+                f"-H 'Authorization: Bearer {issued.plaintext}'",
+                f"  curl -sS '{BASE_URL}/api/v1/invoices/preview?tenant={info.tenant}' "
+                f"-H 'Authorization: Bearer {issued.plaintext}'",
             ]
         self.stdout.write("\n".join(lines) + "\n")

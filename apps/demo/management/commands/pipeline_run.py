@@ -1,3 +1,4 @@
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Without a broker every rollup and PDF render runs in-process and Celery logs each.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         as_of = _as_of(options["as_of"])
         self.stdout.write(f"Pipeline as of {as_of.isoformat()}:")
         rebuilt = rollup_pending_run()
