@@ -164,10 +164,16 @@ def _rolled_up_events() -> int:
         return int(cursor.fetchone()[0])
 
 
-def _rollup_worker(*, start: threading.Barrier, budget_s: float, rebuilt: list[int]) -> None:
+def _rollup_worker(
+    *,
+    start: threading.Barrier,
+    done: threading.Barrier,
+    budget_s: float,
+    rebuilt: list[int],
+) -> None:
     """One rollup worker, as a Celery worker runs the task: a claim per transaction until the
-    queue is empty or the budget is spent. Connects before the clock starts, so that the CPU
-    meter sees its server process from the start."""
+    queue is empty or the budget is spent. Its connection stays open from before the clock
+    starts until after it stops, so that the CPU meter sees its server process throughout."""
     from django.db import connection
 
     from apps.metering.services.rollup import rollup_pending_run
@@ -182,6 +188,8 @@ def _rollup_worker(*, start: threading.Barrier, budget_s: float, rebuilt: list[i
                 break
             rebuilt.append(pairs)
     finally:
+        done.wait()  # the clock stops here
+        done.wait()  # and the CPU meter has read the server processes
         connection.close()
 
 
@@ -209,9 +217,11 @@ def rollup_measure(
     settle(scratch)
     rebuilt: list[int] = []
     start = threading.Barrier(workers + 1)
+    done = threading.Barrier(workers + 1)
     threads = [
         threading.Thread(
-            target=_rollup_worker, kwargs={"start": start, "budget_s": budget_s, "rebuilt": rebuilt}
+            target=_rollup_worker,
+            kwargs={"start": start, "done": done, "budget_s": budget_s, "rebuilt": rebuilt},
         )
         for _ in range(workers)
     ]
@@ -223,10 +233,12 @@ def rollup_measure(
     cpu.start()
     start.wait()
     began = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    done.wait()
     elapsed = time.perf_counter() - began
     cpu_s = cpu.stop()
+    done.wait()
+    for thread in threads:
+        thread.join()
     rolled_up = _rolled_up_events()
     left = _pending_rows()
     complete = left == 0

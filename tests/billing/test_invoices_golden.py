@@ -1,6 +1,7 @@
 """Golden invoices: usage sent through ingestion, rolled up, billed by a billing run, and read
 as the API shows it. Every expected amount is worked out by hand in the test."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -237,3 +238,67 @@ def test_a_period_follows_the_tenants_timezone(make_tenant):
     invoice = invoice_of(acme, start)
     assert invoice["period_end"] == "2026-10-31T18:30:00+00:00"
     assert lines_of(invoice) == [("usage", "calls", "3", "3.00")]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # committed, as ingestion commits before rollups
+def test_a_tiny_price_over_a_million_events_is_exact(make_tenant):
+    """1,000,000 calls at 0.0000025 each = 2.50 exactly, through the rollups and meter
+    aggregates of 744 hours (events written in one statement: ingesting a million one by one
+    is what make bench measures, not what this test is about)."""
+    from django.db import connection
+
+    from apps.catalog.services.apply import catalog_apply
+    from apps.catalog.services.document import catalog_parse
+    from apps.metering.services.partitions import event_partitions_ensure
+    from apps.metering.services.rollup import rollup_pending_run
+
+    catalog_apply(
+        doc=catalog_parse(
+            content=json.dumps(
+                {
+                    "rate_cards": [
+                        {
+                            "code": "micro",
+                            "currency": "USD",
+                            "effective_from": "2026-01-01T00:00:00Z",
+                            "charges": [
+                                {"meter": "calls", "model": "per_unit", "unit_price": "0.0000025"}
+                            ],
+                        }
+                    ],
+                    "plans": [
+                        {
+                            "code": "micro",
+                            "name": "Micro",
+                            "interval": "month",
+                            "rate_card": "micro",
+                        }
+                    ],
+                }
+            )
+        )
+    )
+    acme = make_tenant("acme")
+    subscribe(acme, "micro", OCT)
+    event_partitions_ensure(months={(2026, 10)})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO metering_event (tenant_id, "timestamp", event_id, type, received_at, '
+            "properties, backfill) SELECT %s, %s::timestamptz + (g %% 744) * interval '1 hour' "
+            "+ (g %% 3600) * interval '1 second', 'm' || g, 'api.call', now(), '{}', true "
+            "FROM generate_series(1, 1000000) AS g",
+            [acme.id, OCT],
+        )
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "INSERT INTO metering_rollup_pending (tenant_id, hour, marked_at) SELECT %s, "
+            "%s::timestamptz + h * interval '1 hour', now() FROM generate_series(0, 743) AS h",
+            [acme.id, OCT],
+        )
+    while rollup_pending_run():
+        pass
+
+    billing_run(as_of=AFTER_GRACE)
+
+    assert lines_of(invoice_of(acme, OCT)) == [("usage", "calls", "1000000", "2.50")]

@@ -413,3 +413,32 @@ def test_two_claims_of_one_hour_rebuild_it_one_after_the_other(
     assert not RollupPending.objects.exists()
     row = rollup_of(UsageRollup.objects.get().tenant, H10)
     assert (row.events, row.input_tokens) == (2, 7)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rollup_after_a_bulk_load_analyzes_the_partition_first(make_tenant):
+    """Statistics from before a bulk load make the planner hash the events and a rollup of a
+    million rows of one tenant take minutes; the rollup analyzes a partition that changed a
+    lot since its last analysis, once."""
+    from django.db import connection
+
+    from apps.metering.services.partitions import event_partitions_ensure
+    from apps.metering.services.statistics import event_statistics_refresh
+
+    acme = make_tenant("acme")
+    event_partitions_ensure(months={(2026, 3)})
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE metering_event_p2026_03")
+        cursor.execute(
+            'INSERT INTO metering_event (tenant_id, "timestamp", event_id, type, received_at, '
+            "properties, backfill) SELECT %s, TIMESTAMPTZ '2026-03-01 00:00:00+00' "
+            "+ g * interval '1 second', 'b' || g, 'api.call', now(), '{}', true "
+            "FROM generate_series(1, 30000) AS g",
+            [acme.id],
+        )
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    start, end = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
+
+    assert event_statistics_refresh(start=start, end=end) == ["metering_event_p2026_03"]
+    assert event_statistics_refresh(start=start, end=end) == []

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 _known: set[tuple[int, int]] = set()
 
 
-def _name(year: int, month: int) -> str:
+def partition_name(year: int, month: int) -> str:
     return f"metering_event_p{year:04d}_{month:02d}"
 
 
@@ -42,7 +42,7 @@ def _create(year: int, month: int) -> None:
     """Create one month, moving any rows the DEFAULT partition already holds for it."""
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(*_next(year, month), 1, tzinfo=UTC)
-    name = _name(year, month)
+    name = partition_name(year, month)
     with connection.cursor() as cursor:
         # A transaction-level advisory lock serialises concurrent creators of the same month.
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
@@ -92,4 +92,4 @@ def event_partitions_ahead(*, now: datetime, months_ahead: int = 2) -> list[str]
     for _ in range(months_ahead):
         wanted.append(_next(*wanted[-1]))
     event_partitions_ensure(months=set(wanted))
-    return [_name(*m) for m in wanted]
+    return [partition_name(*m) for m in wanted]

@@ -26,6 +26,7 @@ from apps.core.bulk import rows_insert
 from apps.core.jobs import job_enqueue_on_commit
 from apps.metering.models import ROLLUP_DIMENSIONS, Meter, RollupHour, RollupPending
 from apps.metering.services.meters import meter_rollups_recompute
+from apps.metering.services.statistics import event_statistics_refresh
 
 TenantHour = tuple[UUID, datetime]
 # What ``rollup_pending_mark`` takes: a tenant id and an hour, each a value or its text (a UUID's
@@ -188,7 +189,9 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
             # memory stays bounded; 256MB measured no faster than 64MB.
             cursor.execute("SET LOCAL enable_sort = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
-        for window in _windows(pairs):
+        windows = _windows(pairs)
+        event_statistics_refresh(start=windows[0][0][1], end=windows[-1][-1][1])
+        for window in windows:
             _recompute_window(cursor, window)
             meter_rollups_recompute(cursor=cursor, pairs=window, meters=_meters())
 
