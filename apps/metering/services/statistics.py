@@ -14,9 +14,9 @@ from django.db import connection
 
 from apps.metering.services.partitions import partition_name
 
-# Analyze when more rows changed since the last analysis than this share of the rows counted
-# then (and at least _MIN_CHANGED): autovacuum's default analyze threshold is 10 %.
-_CHANGED_SHARE = 0.2
+# Analyze when more rows changed since the last analysis than one in _CHANGED_ONE_IN of the
+# rows counted then (and at least _MIN_CHANGED): autovacuum's default analyze threshold is 10 %.
+_CHANGED_ONE_IN = 5
 _MIN_CHANGED = 10_000
 
 
@@ -39,8 +39,8 @@ def event_statistics_refresh(*, start: datetime, end: datetime) -> list[str]:
         cursor.execute(
             "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
             "WHERE s.relname = ANY(%s) AND s.n_mod_since_analyze >= %s AND "
-            "s.n_mod_since_analyze >= %s * GREATEST(c.reltuples, 0)",
-            [names, _MIN_CHANGED, _CHANGED_SHARE],
+            "s.n_mod_since_analyze * %s >= GREATEST(c.reltuples, 0)",
+            [names, _MIN_CHANGED, _CHANGED_ONE_IN],
         )
         stale = [name for (name,) in cursor.fetchall()]
         for name in stale:  # names from partition_name only, never from input
