@@ -8,6 +8,9 @@ urlpatterns = [
     path("api/v1/", include("apps.metering.api.urls")),
     path("api/v1/", include("apps.catalog.api.urls")),
     path("api/v1/", include("apps.billing.api.urls")),
+    # full_cost_per_call needs the shared-cost pools, so chargeback answers it before costs.
+    path("api/v1/", include("apps.chargeback.api.urls")),
+    path("api/v1/", include("apps.costs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -25,6 +25,7 @@ from apps.billing.services.pricing import PeriodBill, bill_price, period_bill
 from apps.billing.services.usage import charges_usage
 from apps.catalog.selectors import rate_card_versions
 from apps.core.periods import BillingPeriod, calendar_period
+from apps.metering.models import Meter
 from apps.rating.invoices import PricedInvoice
 
 
@@ -162,3 +163,66 @@ def invoice_preview(*, tenant_id: UUID, at: datetime | None = None) -> Preview |
 
 def invoice_totals_noted(*, invoice: Invoice) -> Decimal:
     return invoice.credit_notes.aggregate(n=Sum("amount"))["n"] or Decimal(0)
+
+
+@dataclass(frozen=True)
+class RevenueLine:
+    """Billed revenue of one invoice line (before credits and tax), with the feature it can
+    be attributed to: the line's ``feature`` group, else the feature its meter filters on,
+    else '' (base fees, commitments, usage of no one feature)."""
+
+    tenant_id: UUID
+    currency: str
+    feature: str
+    amount: Decimal
+    source: str  # "invoice" or "preview"
+
+
+def _meter_features() -> dict[str, str]:
+    return {
+        m.code: str(m.filters["feature"])
+        for m in Meter.objects.all()
+        if isinstance(m.filters, dict) and "feature" in m.filters
+    }
+
+
+def revenue_lines(
+    *, start: datetime, end: datetime, tenant_id: UUID | None = None, at: datetime | None = None
+) -> list[RevenueLine]:
+    """Subscription revenue of the periods starting in ``[start, end)``: the lines of each
+    invoice that is not void (drafts included, since they are the running bill), and where a
+    tenant's current period has no invoice yet, its preview."""
+    invoices = Invoice.objects.filter(
+        kind=Invoice.Kind.SUBSCRIPTION, period_start__gte=start, period_start__lt=end
+    ).exclude(status=Invoice.Status.VOID)
+    if tenant_id is not None:
+        invoices = invoices.filter(tenant_id=tenant_id)
+    features = _meter_features()
+    out = []
+    billed = set()
+    for line in InvoiceLine.objects.filter(invoice__in=invoices).select_related("invoice"):
+        billed.add(line.invoice.tenant_id)
+        feature = str((line.dimensions or {}).get("feature") or features.get(line.meter_code, ""))
+        out.append(
+            RevenueLine(
+                line.invoice.tenant_id, line.invoice.currency, feature, line.amount, "invoice"
+            )
+        )
+    at = at or timezone.now()
+    if start <= at < end:
+        open_subscriptions = Subscription.objects.filter(started_at__lte=at).exclude(
+            ends_at__lte=at
+        )
+        if tenant_id is not None:
+            open_subscriptions = open_subscriptions.filter(tenant_id=tenant_id)
+        for tenant in sorted(set(open_subscriptions.values_list("tenant_id", flat=True)) - billed):
+            preview = invoice_preview(tenant_id=tenant, at=at)
+            if preview is None:
+                continue
+            for priced in preview.priced.lines:
+                dims = dict(priced.dimensions)
+                feature = str(dims.get("feature") or features.get(priced.meter, ""))
+                out.append(
+                    RevenueLine(tenant, preview.priced.currency, feature, priced.amount, "preview")
+                )
+    return out

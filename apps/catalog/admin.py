@@ -25,9 +25,19 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from apps.catalog.errors import CatalogInvalid
-from apps.catalog.models import Charge, CreditPack, Plan, RateCard, RateCardVersion
+from apps.catalog.models import (
+    Charge,
+    CreditPack,
+    FxRate,
+    Plan,
+    PriceBookVersion,
+    RateCard,
+    RateCardVersion,
+    UpstreamPrice,
+)
 from apps.catalog.services.apply import charge_row_check, version_hash_refresh
 from apps.catalog.services.document import TierDoc, as_json, decimal_text
+from apps.catalog.services.price_book import price_book_hash_refresh
 from apps.core.money import currency_is_known, minor_units
 
 _CHARGE_FIELDS = (
@@ -406,3 +416,64 @@ class CreditPackAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["code"] if obj is not None else []
+
+
+class UpstreamPriceInline(admin.TabularInline):
+    model = UpstreamPrice
+    extra = 0
+    fields = (
+        "kind",
+        "provider",
+        "model",
+        "endpoint",
+        "service",
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "reasoning_per_mtok",
+        "per_call",
+        "per_credit",
+        "per_request",
+        "per_ms",
+    )
+
+    def _editable(self, obj: PriceBookVersion | None) -> bool:
+        return obj is None or obj.locked_at is None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(PriceBookVersion)
+class PriceBookVersionAdmin(admin.ModelAdmin):
+    """Editable until an issued statement used it; then history, read-only. The catalog file
+    is the other way in (``price_book:``), and the starter file is in apps/catalog/starter."""
+
+    list_display = ("effective_from", "note", "locked_at", "locked_through")
+    readonly_fields = ("content_hash", "locked_at", "locked_through")
+    inlines = [UpstreamPriceInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.locked_at is not None:
+            return ("effective_from", "note", *self.readonly_fields)
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or obj.locked_at is None
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        price_book_hash_refresh(version_id=form.instance.id)
+
+
+@admin.register(FxRate)
+class FxRateAdmin(admin.ModelAdmin):
+    list_display = ("currency", "date", "rate")
+    list_filter = ("currency",)

@@ -16,6 +16,12 @@ AMOUNT_DIGITS = 20
 AMOUNT_PLACES = 4  # fees and pack prices; every currency's minor unit fits
 
 
+def _price_field() -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, null=True, blank=True
+    )
+
+
 class RateCard(ExternalModel):
     """A named price list in one currency; its prices live in versions."""
 
@@ -147,3 +153,79 @@ class CreditPack(ExternalModel):
 
     def __str__(self) -> str:
         return self.code
+
+
+class PriceBookVersion(BaseModel):
+    """What upstream providers charge the operator, from ``effective_from`` (a UTC date) until
+    the next version: one version prices each day, in the operator currency
+    (``PERCALL_OPERATOR_CURRENCY``). Versioned like rate cards: ``locked_at`` is when an issued
+    chargeback statement first used it, and from then on it never changes."""
+
+    effective_from = models.DateField(unique=True)
+    note = models.CharField(max_length=300, blank=True)  # where the prices come from
+    content_hash = models.CharField(max_length=64)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_through = models.DateField(null=True, blank=True)  # the last day it priced
+
+    class Meta:
+        ordering = ["effective_from"]
+
+    def __str__(self) -> str:
+        return f"price book {self.effective_from}"
+
+
+class UpstreamPrice(BaseModel):
+    """One upstream price in a price-book version. Token prices are per 1,000,000 tokens;
+    ``per_call`` and ``per_request`` are per call; ``per_credit`` per upstream credit (the
+    event's ``credits``); ``per_ms`` per millisecond of the call's ``latency_ms``."""
+
+    class Kind(models.TextChoices):
+        LLM = "llm"  # provider + model: token prices
+        API = "api"  # provider + endpoint: a third-party API
+        COMPUTE = "compute"  # service: internal compute
+
+    version = models.ForeignKey(PriceBookVersion, on_delete=models.CASCADE, related_name="prices")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    provider = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    endpoint = models.CharField(max_length=200, blank=True)
+    service = models.CharField(max_length=200, blank=True)
+    input_per_mtok = _price_field()
+    output_per_mtok = _price_field()
+    cache_read_per_mtok = _price_field()  # defaults to the input price when absent
+    cache_write_per_mtok = _price_field()  # defaults to the input price when absent
+    reasoning_per_mtok = _price_field()  # defaults to the output price when absent
+    per_call = _price_field()
+    per_credit = _price_field()
+    per_request = _price_field()
+    per_ms = _price_field()
+
+    class Meta:
+        ordering = ["version", "kind", "provider", "model", "endpoint", "service"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "kind", "provider", "model", "endpoint", "service"],
+                name="upstream_price_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.provider}/{self.model or self.endpoint or self.service}"
+
+
+class FxRate(BaseModel):
+    """How many units of the operator currency one unit of ``currency`` was worth on ``date``
+    (UTC). An event's own cost is converted at the latest rate on or before its day."""
+
+    currency = models.CharField(max_length=3)
+    date = models.DateField()
+    rate = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
+
+    class Meta:
+        ordering = ["currency", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "date"], name="fx_rate_currency_date")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.date} {self.rate}"

@@ -9,8 +9,16 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from apps.catalog.errors import CreditPackNotFound, PlanNotFound
-from apps.catalog.models import Charge, CreditPack, Plan, RateCardVersion
+from apps.catalog.models import (
+    Charge,
+    CreditPack,
+    FxRate,
+    Plan,
+    PriceBookVersion,
+    RateCardVersion,
+)
 from apps.catalog.services.document import decimal_text
+from apps.catalog.services.price_book import price_book_export
 from apps.metering.models import Meter
 from apps.rating.charges import ChargeSpec, PricingModel, Tier
 
@@ -72,7 +80,13 @@ def catalog_export() -> dict[str, Any]:
         }
         for p in CreditPack.objects.order_by("code")
     ]
-    return {"meters": meters, "rate_cards": rate_cards, "plans": plans, "credit_packs": packs}
+    return {
+        "meters": meters,
+        "rate_cards": rate_cards,
+        "plans": plans,
+        "credit_packs": packs,
+        **price_book_export(),
+    }
 
 
 def _charge_export(charge: Charge) -> dict[str, Any]:
@@ -155,3 +169,16 @@ def rate_card_versions(*, rate_card_ids: list[Any]) -> QuerySet[RateCardVersion]
 
 def plans_by_id(*, plan_ids: list[Any]) -> dict[Any, Plan]:
     return {p.id: p for p in Plan.objects.filter(id__in=plan_ids).select_related("rate_card")}
+
+
+def price_book_versions() -> list[PriceBookVersion]:
+    """Every price-book version, oldest first, with its prices."""
+    return list(PriceBookVersion.objects.prefetch_related("prices").order_by("effective_from"))
+
+
+def fx_rates_by_currency() -> dict[str, list[tuple[Any, Decimal]]]:
+    """Every FX rate as (date, rate) pairs by currency, oldest first."""
+    table: dict[str, list[tuple[Any, Decimal]]] = {}
+    for rate in FxRate.objects.order_by("currency", "date"):
+        table.setdefault(rate.currency, []).append((rate.date, rate.rate))
+    return table

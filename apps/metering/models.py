@@ -174,6 +174,19 @@ class RollupHour(models.Model):
         db_table = "metering_rollup_hour"
 
 
+class RollupChanged(models.Model):
+    """An outbox of (tenant, hour) pairs whose usage rollup was rebuilt, written in the rebuild's
+    transaction: what derives from usage rollups (the cost rollups) claims these rows (SKIP
+    LOCKED) and rebuilds its own rows, so no rebuilt hour is missed however the work is timed."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = _tenant_reference()
+    hour = models.DateTimeField()
+
+    class Meta:
+        db_table = "metering_rollup_changed"
+
+
 ROLLUP_DIMENSIONS = (
     "event_type",
     "endpoint",
@@ -186,10 +199,16 @@ ROLLUP_DIMENSIONS = (
     "model",
     "cost_currency",
 )
+# Call classes, also part of the grain, so that what a class of calls costs can be priced
+# exactly from the rollup: a cache hit, an attempt after the first or a failed one (what
+# retries cost), a call to a third party.
+ROLLUP_FLAGS = ("cache_hit", "wasted", "external")
 
 
 class UsageRollup(models.Model):
-    """Hourly usage of one tenant by every well-known dimension ('' where an event had none).
+    """Hourly usage of one tenant by every well-known dimension ('' where an event had none)
+    and call class (``ROLLUP_FLAGS``). ``cost_currency`` is '' exactly where the events carried
+    no cost of their own, so the price book can price those rows.
 
     Derived data: each (tenant, hour) is recomputed from raw events as a whole, never
     incremented, so reruns and concurrent runs converge on the same rows.
@@ -208,6 +227,9 @@ class UsageRollup(models.Model):
     provider = models.CharField(max_length=64, default="")
     model = models.CharField(max_length=128, default="")
     cost_currency = models.CharField(max_length=3, default="")
+    cache_hit = models.BooleanField(default=False)
+    wasted = models.BooleanField(default=False)  # attempt > 1 or status_code >= 400
+    external = models.BooleanField(default=False)
     events = models.BigIntegerField()
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
@@ -223,6 +245,8 @@ class UsageRollup(models.Model):
     retries = models.BigIntegerField(default=0)  # attempt > 1
     cache_hits = models.BigIntegerField(default=0)
     external_calls = models.BigIntegerField(default=0)
+    traced_calls = models.BigIntegerField(default=0)  # with a trace id
+    root_calls = models.BigIntegerField(default=0)  # with a trace id and no parent span
     bytes_in = models.BigIntegerField(default=0)
     bytes_out = models.BigIntegerField(default=0)
 

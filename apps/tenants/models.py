@@ -49,6 +49,12 @@ class CostCenter(BaseModel):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
+    gl_account = models.CharField(max_length=64, blank=True)  # the ledger account it is charged to
+    # What the cost center may spend a month, in the operator currency; statements show the
+    # variance against it.
+    monthly_budget_amount = models.DecimalField(
+        max_digits=20, decimal_places=4, null=True, blank=True
+    )
 
     class Meta:
         ordering = ["code"]

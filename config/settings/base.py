@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "apps.metering",
     "apps.catalog",
     "apps.billing",
+    "apps.costs",
+    "apps.chargeback",
     "apps.demo",
 ]
 
@@ -105,6 +107,9 @@ CELERY_TASK_ROUTES = {
     "metering.*": {"queue": "rollups"},
     "billing.invoice_render_pdf": {"queue": "pdfs"},
     "billing.*": {"queue": "billing"},
+    "costs.*": {"queue": "rollups"},
+    "chargeback.statement_render_pdf": {"queue": "pdfs"},
+    "chargeback.*": {"queue": "billing"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
@@ -120,6 +125,15 @@ CELERY_BEAT_SCHEDULE = {
     # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
     # soon after it, and a run with nothing due costs one query.
     "billing-run": {"task": "billing.billing_run", "schedule": 300.0},
+    # Cost rollups follow the usage rollups they derive from: each minute bounds cost lag to
+    # about the rollup's own.
+    "costs-rollup": {"task": "costs.cost_rollup_pending", "schedule": 60.0},
+    # Price-book and FX changes are rare; re-costing the days they touch within ten minutes is
+    # soon enough, and a check with nothing stale is one grouped query.
+    "costs-reprice": {"task": "costs.cost_days_reprice", "schedule": 600.0},
+    # Statements for the month just closed are drafted once a day (the first run after month
+    # end drafts them; later runs refresh drafts with late usage until finance issues them).
+    "chargeback-statements": {"task": "chargeback.statements_run", "schedule": 86400.0},
 }
 
 # --- Cache ----------------------------------------------------------------------------------
@@ -180,6 +194,7 @@ PERCALL_INVOICE_DUE_DAYS = env.int("PERCALL_INVOICE_DUE_DAYS", default=30)
 # Invoice numbers: PREFIX-YEAR-000123, gapless per year.
 PERCALL_INVOICE_NUMBER_PREFIX = env("PERCALL_INVOICE_NUMBER_PREFIX", default="PC")
 PERCALL_CREDIT_NOTE_NUMBER_PREFIX = env("PERCALL_CREDIT_NOTE_NUMBER_PREFIX", default="CN")
+PERCALL_STATEMENT_NUMBER_PREFIX = env("PERCALL_STATEMENT_NUMBER_PREFIX", default="SB")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

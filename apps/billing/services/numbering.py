@@ -20,10 +20,19 @@ def numbers_allocate(*, kind: str, year: int, count: int = 1) -> list[str]:
         if kind == "invoice"
         else settings.PERCALL_CREDIT_NOTE_NUMBER_PREFIX
     )
-    series = f"{kind}:{year}"
+    return [
+        f"{prefix}-{year}-{n:06d}" for n in counter_advance(series=f"{kind}:{year}", count=count)
+    ]
+
+
+def counter_advance(*, series: str, count: int = 1) -> range:
+    """The next ``count`` values of a gapless series (``statement:2026-10``), under the
+    counter row's lock; must run inside the issuing transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("numbers are allocated inside the issuing transaction")
     NumberCounter.objects.get_or_create(series=series)
     counter = NumberCounter.objects.select_for_update().get(series=series)
     first = counter.last + 1
     counter.last += count
     counter.save(update_fields=["last"])
-    return [f"{prefix}-{year}-{n:06d}" for n in range(first, first + count)]
+    return range(first, first + count)

@@ -233,15 +233,18 @@ class StaticOnlyUrlFetcher(URLFetcher):
         )
 
 
-def invoice_pdf_bytes(invoice: Invoice) -> bytes:
-    """The invoice as an A4 PDF. Relative URLs resolve against STATIC_ROOT; nothing outside the
-    static dirs can be fetched."""
+def pdf_from_html(html: str) -> bytes:
+    """An HTML document as a PDF. Relative URLs resolve against STATIC_ROOT; nothing outside
+    the static dirs can be fetched."""
     roots = _static_roots()
     base_url = f"{roots[0]}{os.sep}" if roots else None
-    document = HTML(
-        string=invoice_html(invoice), base_url=base_url, url_fetcher=StaticOnlyUrlFetcher()
-    )
+    document = HTML(string=html, base_url=base_url, url_fetcher=StaticOnlyUrlFetcher())
     return document.write_pdf()
+
+
+def invoice_pdf_bytes(invoice: Invoice) -> bytes:
+    """The invoice as an A4 PDF (see ``pdf_from_html``)."""
+    return pdf_from_html(invoice_html(invoice))
 
 
 # --- stored file --------------------------------------------------------------------------

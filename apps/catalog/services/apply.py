@@ -33,6 +33,7 @@ from apps.catalog.services.document import (
     decimal_text,
     invalid,
 )
+from apps.catalog.services.price_book import price_book_apply, price_book_check
 from apps.core.money import currency_is_known, minor_units
 from apps.metering.models import Meter
 from apps.metering.services.meters import (
@@ -78,6 +79,7 @@ def catalog_apply(*, doc: CatalogDoc) -> ApplyReport:
     _rate_cards_check(doc, meters)
     _plans_check(doc)
     _credit_packs_check(doc)
+    price_book_check(doc=doc)
     report = ApplyReport()
     for index, meter_doc in enumerate(doc.meters):
         _meter_apply(index, meter_doc, report)
@@ -87,6 +89,7 @@ def catalog_apply(*, doc: CatalogDoc) -> ApplyReport:
         _plan_apply(index, plan, report)
     for index, pack in enumerate(doc.credit_packs):
         _pack_apply(index, pack, report)
+    report.sections.update(price_book_apply(doc=doc))
     return report
 
 

@@ -8,7 +8,7 @@ then ``catalog_check`` applies the rules a type cannot state. Every problem rais
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -80,11 +80,55 @@ class CreditPackDoc(msgspec.Struct, forbid_unknown_fields=True):
     active: bool = True
 
 
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class LlmPriceDoc(msgspec.Struct, forbid_unknown_fields=True):
+    """Token prices of one model, per 1,000,000 tokens."""
+
+    provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
+
+
+class ApiPriceDoc(msgspec.Struct, forbid_unknown_fields=True):
+    provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    endpoint: Label
+    per_call: Decimal | None = None
+    per_credit: Decimal | None = None
+
+
+class ComputePriceDoc(msgspec.Struct, forbid_unknown_fields=True):
+    service: Label
+    per_request: Decimal | None = None
+    per_ms: Decimal | None = None
+
+
+class PriceBookVersionDoc(msgspec.Struct, forbid_unknown_fields=True):
+    effective_from: date
+    note: Annotated[str, msgspec.Meta(max_length=300)] = ""
+    llm: list[LlmPriceDoc] = []
+    apis: list[ApiPriceDoc] = []
+    compute: list[ComputePriceDoc] = []
+
+
+class FxRateDoc(msgspec.Struct, forbid_unknown_fields=True):
+    currency: str
+    date: date
+    rate: Decimal
+
+
 class CatalogDoc(msgspec.Struct, forbid_unknown_fields=True):
     meters: list[MeterDoc] = []
     rate_cards: list[RateCardDoc] = []
     plans: list[PlanDoc] = []
     credit_packs: list[CreditPackDoc] = []
+    price_book: list[PriceBookVersionDoc] = []
+    fx_rates: list[FxRateDoc] = []
 
 
 class _ExactLoader(yaml.SafeLoader):

@@ -24,7 +24,14 @@ from django.utils import timezone
 
 from apps.core.bulk import rows_insert
 from apps.core.jobs import job_enqueue_on_commit
-from apps.metering.models import ROLLUP_DIMENSIONS, Meter, RollupHour, RollupPending
+from apps.metering.models import (
+    ROLLUP_DIMENSIONS,
+    ROLLUP_FLAGS,
+    Meter,
+    RollupChanged,
+    RollupHour,
+    RollupPending,
+)
 from apps.metering.services.meters import meter_rollups_recompute
 from apps.metering.services.statistics import event_statistics_refresh
 
@@ -34,9 +41,18 @@ TenantHour = tuple[UUID, datetime]
 TenantHourMark = tuple[UUID | str, datetime | str]
 _HOUR = timedelta(hours=1)
 
-_DIMENSION_SOURCES = {"event_type": "e.type"} | {
-    d: f"COALESCE(e.{d}, '')" for d in ROLLUP_DIMENSIONS if d != "event_type"
-}
+_DIMENSION_SOURCES = (
+    {"event_type": "e.type"}
+    | {d: f"COALESCE(e.{d}, '')" for d in ROLLUP_DIMENSIONS if d != "event_type"}
+    # '' exactly where the event carried no cost: a currency alone prices nothing.
+    | {"cost_currency": "CASE WHEN e.cost IS NULL THEN '' ELSE e.cost_currency END"}
+    | {
+        "cache_hit": "COALESCE(e.cache_hit, FALSE)",
+        "wasted": "COALESCE(e.attempt > 1 OR e.status_code >= 400, FALSE)",
+        "external": "COALESCE(e.external, FALSE)",
+    }
+)
+assert tuple(_DIMENSION_SOURCES) == (*ROLLUP_DIMENSIONS, *ROLLUP_FLAGS)
 _SUMMED = (
     "input_tokens",
     "output_tokens",
@@ -60,8 +76,10 @@ _MEASURES = {
     "retries": "COUNT(*) FILTER (WHERE e.attempt > 1)",
     "cache_hits": "COUNT(*) FILTER (WHERE e.cache_hit)",
     "external_calls": "COUNT(*) FILTER (WHERE e.external)",
+    "traced_calls": "COUNT(e.trace_id)",
+    "root_calls": "COUNT(e.trace_id) FILTER (WHERE e.parent_span_id IS NULL)",
 }
-_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *_MEASURES]
+_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, *_MEASURES]
 _HOUR_OF = {
     # date_bin is arithmetic on the stored microseconds; date_trunc on a timestamptz looks the
     # session's zone up for every row.
@@ -182,6 +200,12 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
     """Rebuild the rollup rows of ``pairs`` from raw events. Caller holds the transaction."""
     with connection.cursor() as cursor:
         _hours_lock(cursor, pairs, timezone.now())
+        rows_insert(
+            table=RollupChanged._meta.db_table,
+            columns=("tenant_id", "hour"),
+            types=("uuid", "timestamptz"),
+            rows=list(pairs),
+        )
         if connection.vendor == "postgresql":
             # Group by hashing: the planner, multiplying the dimensions' distinct counts,
             # expects a group per event and sorts them all, which measured 1.4x slower. Beyond

@@ -88,6 +88,17 @@ class OperatorAdminScope(AdminScope):
         return principal_of(request).tenant_id is None
 
 
+class OperatorReadScope(ReadScope):
+    """Read scope on an operator-wide key: for the operator's own figures (what calls cost,
+    chargeback), which no tenant-bound key may read."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        self.message = "this read needs an operator-wide key"
+        return principal_of(request).tenant_id is None
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     """Describes ``Authorization: Bearer <key>`` in the OpenAPI document."""
 

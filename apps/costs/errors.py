@@ -1,0 +1,5 @@
+from apps.core.errors import ValidationFailed
+
+
+class AnalyticsQueryInvalid(ValidationFailed):
+    code = "analytics_query_invalid"
