@@ -28,6 +28,7 @@ from apps.demo.business import (
     business_plan,
     llm_cost,
 )
+from apps.demo.chargeback import demo_chargeback_ensure
 from apps.demo.traffic import TrafficWindow, traffic_batches
 from apps.metering.services.ingest import (
     CONTENT_JSON,
@@ -165,6 +166,7 @@ def demo_load(*, events: int, seed: int, days: int, if_empty: bool) -> DemoLoadR
     admin_created = demo_admin_ensure()
     tenants_created = _tenants_create(plans=plans, window=window)
     centers_created = _cost_centers_create()
+    demo_chargeback_ensure()
     # Billing first: meters defined before the traffic are rolled up with it, hour by hour,
     # instead of rebuilt over every hour afterwards.
     billing = demo_billing_ensure(plans=plans)

@@ -293,3 +293,29 @@ def billing_phase(*, scratch: ScratchDatabase) -> dict[str, Any]:
         "billing_setup_rollup_s": round(result.rollup_s, 1),
         "pdf_renders_per_s": round(result.pdf_renders / result.pdf_s, 2),
     }
+
+
+def analytics_phase(*, scratch: ScratchDatabase) -> dict[str, Any]:
+    """Every cost metric over a month of cost rollups summarizing 10M events (PostgreSQL)."""
+    from tests.bench.analytics import analytics_measure
+
+    if scratch.vendor != "postgresql":
+        log("analytics: skipped on SQLite (the query-time target is PostgreSQL's)")
+        return {}
+    result = analytics_measure(
+        scratch=scratch,
+        tenants=env_int("BENCH_ANALYTICS_TENANTS", 200),
+        events=env_int("BENCH_ANALYTICS_EVENTS", 10_000_000),
+        repeats=env_int("BENCH_ANALYTICS_REPEATS", 5),
+    )
+    slowest = max(result.median_ms, key=lambda k: result.median_ms[k])
+    log(
+        f"analytics over {result.events:,} events ({result.rows:,} cost rows): slowest metric "
+        f"{slowest} {result.median_ms[slowest]:.0f} ms (median)"
+    )
+    return {
+        "analytics_events": result.events,
+        "analytics_cost_rows": result.rows,
+        "analytics_max_ms": result.median_ms[slowest],
+        "analytics_median_ms": result.median_ms,
+    }

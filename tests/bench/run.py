@@ -19,7 +19,8 @@ SQLite otherwise. Knobs: ``BENCH_TENANTS`` (30), ``BENCH_CLIENTS`` (4), ``BENCH_
 (0.02 of ingested events up to 30 days old, the rest from the last hour),
 ``BENCH_ROLLUP_LATE_FRACTION`` (1.0: rolled-up events spread over 30 days of hours),
 ``BENCH_ROLLUP_MAX_SECONDS`` (600: past it the rollup rate is over the events done so far),
-``BENCH_SKIP`` (comma list of ``http``, ``rollup``, ``billing``) and ``BENCH_PYSPY`` (a
+``BENCH_SKIP`` (comma list of ``http``, ``rollup``, ``billing``, ``analytics``) and
+``BENCH_PYSPY`` (a
 directory: sample
 the workers with py-spy during the timed ingest, see ``pyspy``). On SQLite the rollup defaults
 to 200,000 events.
@@ -74,6 +75,8 @@ def main() -> None:
         result |= phases.rollup_phase(scratch=scratch, tenants=tenants, now=now)
     if "billing" not in skip:
         result |= phases.billing_phase(scratch=scratch)
+    if "analytics" not in skip:
+        result |= phases.analytics_phase(scratch=scratch)
     print(json.dumps(result), flush=True)
 
 

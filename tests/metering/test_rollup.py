@@ -4,11 +4,12 @@ events caught, and safe under concurrent runs and concurrent ingestion (PostgreS
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import time_machine
 
-from apps.metering.models import RollupPending, UsageRollup
+from apps.metering.models import ROLLUP_DIMENSIONS, ROLLUP_FLAGS, RollupPending, UsageRollup
 from apps.metering.selectors import usage_intake_check
 from apps.metering.services.rollup import rollup_pending_run, rollup_rebuild
 from tests.concurrency import run_together
@@ -37,6 +38,23 @@ def snapshot() -> list[tuple]:
 
 def rollup_of(tenant, hour: datetime, **dimensions) -> UsageRollup:
     return UsageRollup.objects.get(tenant=tenant, hour=hour, **dimensions)
+
+
+def rollups_summed(tenant, hour: datetime, **dimensions) -> SimpleNamespace:
+    """The rows of one (tenant, hour, dimensions) over every call class, summed (max for
+    latency_ms_max); dimensions must agree across them."""
+    rows = list(UsageRollup.objects.filter(tenant=tenant, hour=hour, **dimensions))
+    assert rows
+    summed = SimpleNamespace(**{f: getattr(rows[0], f) for f in ROLLUP_DIMENSIONS})
+    for row in rows:
+        assert all(getattr(row, f) == getattr(summed, f) for f in ROLLUP_DIMENSIONS)
+    for name in (f.name for f in UsageRollup._meta.concrete_fields):
+        if name in ("id", "tenant", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, "latency_ms_max"):
+            continue
+        setattr(summed, name, sum(getattr(row, name) for row in rows))
+    maxima = [row.latency_ms_max for row in rows if row.latency_ms_max is not None]
+    summed.latency_ms_max = max(maxima) if maxima else None
+    return summed
 
 
 @pytest.mark.django_db
@@ -100,9 +118,16 @@ def test_rollup_sums_every_measure_per_tenant_hour_and_dimensions(make_tenant):
     # when the queued hours are rolled up
     rebuilt = rollup_pending_run()
 
-    # then each (tenant, hour, dimensions) has one row with the exact sums
+    # then each (tenant, hour, dimensions, call class) has one row, with the exact sums
     assert rebuilt == 3  # acme 10:00, acme 11:00, globex 10:00
-    chat = rollup_of(acme, H10, model="gpt-4o")
+    classes = sorted(
+        UsageRollup.objects.filter(tenant=acme, hour=H10, model="gpt-4o").values_list(
+            "cache_hit", "wasted", "external", "events"
+        )
+    )
+    # c1 a plain external call; c2 a retried, failed external cache hit; c3 an internal one
+    assert classes == [(False, False, True, 1), (True, True, False, 1), (True, True, True, 1)]
+    chat = rollups_summed(acme, H10, model="gpt-4o")
     assert (chat.event_type, chat.endpoint, chat.feature, chat.provider, chat.cost_currency) == (
         "llm.call",
         "/v1/chat",
@@ -137,7 +162,7 @@ def test_rollup_sums_every_measure_per_tenant_hour_and_dimensions(make_tenant):
     assert (hour_11.events, hour_11.input_tokens, hour_11.cost) == (1, 100, Decimal("0.000002"))
     other = rollup_of(globex, H10)
     assert (other.events, other.input_tokens, other.retries) == (1, 100, 0)
-    assert UsageRollup.objects.count() == 4
+    assert UsageRollup.objects.count() == 6  # gpt-4o at 10:00 in three call classes
     assert not RollupPending.objects.exists()
 
 

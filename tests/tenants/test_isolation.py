@@ -5,7 +5,7 @@ Each route under api/v1 has a row in ISOLATION; a new endpoint without one fails
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import BytesIO
 from uuid import uuid4
@@ -33,6 +33,10 @@ from apps.catalog.models import Plan
 from apps.catalog.selectors import catalog_export
 from apps.catalog.services.apply import catalog_apply
 from apps.catalog.services.document import catalog_parse
+from apps.chargeback.models import Statement
+from apps.chargeback.services.statements import statements_run
+from apps.costs.selectors import cost_period_parse
+from apps.costs.services.rollup import cost_rollup_pending_run
 from apps.metering.models import Event, EventKey
 from apps.tenants.models import Tenant
 from tests.billing.billing_setup import catalog_load, subscribe
@@ -545,7 +549,60 @@ def check_credits(w: World):
     assert [g["id"] for g in control["grants"]] == [str(w.beta_grant.id)]
 
 
+def _statement(w: World):
+    """A drafted November statement (the Unallocated one: no cost centers here)."""
+    cost_rollup_pending_run()
+    statements_run(period=cost_period_parse("2026-11"))
+    return Statement.objects.get(period_start=date(2026, 11, 1))
+
+
+def _refused(response) -> None:
+    """Operator-only figures (what calls cost us, chargeback): a tenant-bound key gets 403,
+    and nothing of another tenant in the answer."""
+    assert response.status_code == 403, response.content
+    assert b"beta" not in response.content.lower()
+
+
+def check_operator_only_get(path: str):
+    def check(w: World):
+        url = path.format(id=_statement(w).id) if "{id}" in path else path
+        _refused(w.a.get(url, {"period": "2026-11"}))
+        control = w.operator.get(url, {"period": "2026-11"})
+        assert control.status_code == 200, control.content
+
+    return check
+
+
+def check_operator_only_post(path: str):
+    def check(w: World):
+        statement = _statement(w)
+        url = path.format(id=statement.id) + ("?period=2026-11" if "{id}" not in path else "")
+        _refused(w.a.post(url, {"reason": "alpha tries"}))
+        statement.refresh_from_db()
+        assert statement.status == "draft" and statement.number is None
+
+    return check
+
+
 ISOLATION = {
+    "api/v1/analytics/<str:metric>": check_operator_only_get("/api/v1/analytics/cost"),
+    "api/v1/analytics/full_cost_per_call": check_operator_only_get(
+        "/api/v1/analytics/full_cost_per_call"
+    ),
+    "api/v1/statements": check_operator_only_get("/api/v1/statements"),
+    "api/v1/statements/run": check_operator_only_post("/api/v1/statements/run"),
+    "api/v1/statements/<str:statement_id>": check_operator_only_get("/api/v1/statements/{id}"),
+    "api/v1/statements/<str:statement_id>/pdf": check_operator_only_get(
+        "/api/v1/statements/{id}/pdf"
+    ),
+    "api/v1/statements/<str:statement_id>/issue": check_operator_only_post(
+        "/api/v1/statements/{id}/issue"
+    ),
+    "api/v1/statements/<str:statement_id>/corrections": check_operator_only_post(
+        "/api/v1/statements/{id}/corrections"
+    ),
+    "api/v1/exports/focus": check_operator_only_get("/api/v1/exports/focus"),
+    "api/v1/exports/chargeback-gl": check_operator_only_get("/api/v1/exports/chargeback-gl"),
     "api/v1/tenants": check_tenant_list,
     "api/v1/tenants/<str:external_id>": check_tenant_detail,
     "api/v1/events": check_events,

@@ -108,7 +108,12 @@ class FullCostPerCallView(APIView):
 class StatementListView(APIView):
     permission_classes = [OperatorReadScope]
 
-    @extend_schema(summary="Chargeback statements of a month", parameters=_PERIOD)
+    @extend_schema(
+        summary="Chargeback statements of a month",
+        operation_id="statements_list",
+        parameters=_PERIOD,
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         rows = statement_list(period_start=_month(request))
         return Response({"results": StatementOut(rows, many=True).data})
@@ -117,7 +122,12 @@ class StatementListView(APIView):
 class StatementsRunView(APIView):
     permission_classes = [OperatorAdminScope]
 
-    @extend_schema(summary="Draft or refresh the statements of a month", parameters=_PERIOD)
+    @extend_schema(
+        summary="Draft or refresh the statements of a month",
+        parameters=_PERIOD,
+        request=None,
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def post(self, request: Request) -> Response:
         period = cost_period_parse(str(_month(request))[:7])
         return Response(statements_run(period=period).as_dict())
@@ -126,7 +136,7 @@ class StatementsRunView(APIView):
 class StatementDetailView(APIView):
     permission_classes = [OperatorReadScope]
 
-    @extend_schema(summary="A statement with its lines")
+    @extend_schema(summary="A statement with its lines", responses={200: StatementOut})
     def get(self, request: Request, statement_id: str) -> Response:
         statement = statement_get(statement_id=statement_id)
         return Response(StatementOut(statement, context={"lines": True}).data)
@@ -147,7 +157,11 @@ class StatementPdfView(APIView):
 class StatementIssueView(APIView):
     permission_classes = [OperatorAdminScope]
 
-    @extend_schema(summary="Issue a draft statement (numbered, then immutable)", request=None)
+    @extend_schema(
+        summary="Issue a draft statement (numbered, then immutable)",
+        request=None,
+        responses={200: StatementOut},
+    )
     def post(self, request: Request, statement_id: str) -> Response:
         statement = statement_issue(statement_id=statement_id, actor=None)
         return Response(StatementOut(statement_get(statement_id=statement.id)).data)
@@ -160,7 +174,11 @@ class CorrectionIn(serializers.Serializer):
 class StatementCorrectView(APIView):
     permission_classes = [OperatorAdminScope]
 
-    @extend_schema(summary="Draft a correction of an issued statement", request=CorrectionIn)
+    @extend_schema(
+        summary="Draft a correction of an issued statement",
+        request=CorrectionIn,
+        responses={201: StatementOut},
+    )
     def post(self, request: Request, statement_id: str) -> Response:
         body = CorrectionIn(data=request.data)
         body.is_valid(raise_exception=True)
@@ -179,7 +197,11 @@ def _csv_response(text: str, name: str) -> HttpResponse:
 class FocusExportView(APIView):
     permission_classes = [OperatorReadScope]
 
-    @extend_schema(summary="FOCUS 1.2 cost export (CSV)", parameters=_PERIOD)
+    @extend_schema(
+        summary="FOCUS 1.2 cost export (CSV)",
+        parameters=_PERIOD,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request: Request) -> HttpResponse:
         month = _month(request)
         return _csv_response(focus_csv(period_start=month), f"focus-{month:%Y-%m}.csv")
@@ -188,7 +210,11 @@ class FocusExportView(APIView):
 class GlExportView(APIView):
     permission_classes = [OperatorReadScope]
 
-    @extend_schema(summary="Statements for the general ledger (CSV)", parameters=_PERIOD)
+    @extend_schema(
+        summary="Statements for the general ledger (CSV)",
+        parameters=_PERIOD,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request: Request) -> HttpResponse:
         month = _month(request)
         return _csv_response(gl_csv(period_start=month), f"chargeback-gl-{month:%Y-%m}.csv")

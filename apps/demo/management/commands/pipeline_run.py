@@ -6,7 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from apps.billing.services.runs import billing_run
+from apps.chargeback.services.statements import statement_period_last_closed, statements_run
 from apps.core.clock import aware_time_parse
+from apps.costs.services.rollup import cost_days_reprice, cost_rollup_pending_run
 from apps.metering.services.rollup import rollup_pending_run
 
 
@@ -47,3 +49,11 @@ class Command(BaseCommand):
         )
         for problem in report.problems:
             self.stdout.write(f"  billing problem: {problem}")
+        costed = cost_rollup_pending_run() + cost_days_reprice()
+        self.stdout.write(f"  costs: {costed} (tenant, day) pairs costed")
+        period = statement_period_last_closed(today=as_of.date())
+        statements = statements_run(period=period)
+        self.stdout.write(
+            f"  chargeback: {len(statements.drafted)} statements drafted for {period.label}"
+            f", {len(statements.issued_unchanged) + len(statements.issued_differs)} issued"
+        )
