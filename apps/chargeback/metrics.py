@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from apps.chargeback.services.mapping import CostCenterMap
-from apps.chargeback.services.statements import period_centers
+from apps.chargeback.services.statements import period_allocations
 from apps.costs.metrics import per, report
 from apps.costs.selectors import GROUPS, CostPeriod, GroupKey, cost_totals
 
@@ -22,25 +22,30 @@ _MAPPED = ("team", "endpoint", "feature", "service")
 def _figures(
     period: CostPeriod, group_by: tuple[str, ...], tenant_id: UUID | None
 ) -> dict[GroupKey, dict[str, Any]]:
-    dims = tuple(dict.fromkeys((*group_by, *_MAPPED)))
+    # The pools are shared by every tenant's calls: spread them over all calls of each cost
+    # center, then keep the groups of the tenant asked for, if one is.
+    dims = tuple(dict.fromkeys((*group_by, *_MAPPED, *(("tenant",) if tenant_id else ()))))
     mapping = CostCenterMap.load()
     groups: dict[GroupKey, dict[str, Any]] = {}
     calls_in: dict[Any, dict[GroupKey, int]] = defaultdict(lambda: defaultdict(int))
-    for key, totals in cost_totals(period=period, group_by=dims, tenant_id=tenant_id).items():
+    center_calls: dict[Any, int] = defaultdict(int)
+    for key, totals in cost_totals(period=period, group_by=dims, sums=("cost",)).items():
         values = dict(zip(dims, key, strict=True))
+        center = mapping.cost_center_of(values)
+        center_calls[center] += totals["calls"]
+        if tenant_id is not None and values["tenant"] != str(tenant_id):
+            continue
         group = tuple(values[g] for g in group_by)
         item = groups.setdefault(group, {"calls": 0, "cost": ZERO, "allocated": ZERO})
         item["calls"] += totals["calls"]
         item["cost"] += totals["cost"]
-        calls_in[mapping.cost_center_of(values)][group] += totals["calls"]
-    # Every tenant's calls share the pools: the allocation is the whole period's.
-    for center_id, center in period_centers(period).items():
-        allocated = sum((a["exact"] for a in center.allocated), ZERO)
-        spread = calls_in.get(center_id, {})
-        whole = sum(spread.values())
+        calls_in[center][group] += totals["calls"]
+    for center_id, center_figures in period_allocations(period).items():
+        allocated = sum((a["exact"] for a in center_figures.allocated), ZERO)
+        whole = center_calls.get(center_id, 0)
         if not allocated or not whole:
             continue
-        for group, calls in spread.items():
+        for group, calls in calls_in.get(center_id, {}).items():
             groups[group]["allocated"] += allocated * calls / whole
     return {
         k: {

@@ -3,6 +3,7 @@
 from datetime import date
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
 from apps.chargeback.errors import StatementNotFound
@@ -24,7 +25,7 @@ def statement_get(*, statement_id: UUID | str) -> Statement:
             .prefetch_related(Prefetch("lines", queryset=lines))
             .get(id=statement_id)
         )
-    except (Statement.DoesNotExist, ValueError) as exc:
+    except (Statement.DoesNotExist, ValueError, ValidationError) as exc:
         raise StatementNotFound(f"statement {statement_id} not found", field="id") from exc
 
 
@@ -40,14 +41,11 @@ def statements_effective(*, period_start: date) -> list[Statement]:
     for statement in rows.order_by("drafted_at"):
         current = chosen.get(statement.cost_center_id)
         if statement.status == Statement.Status.ISSUED:
+            # Numbers grow within a month (gapless, zero-padded): the highest was issued last.
             if (
                 current is None
                 or current.status == Statement.Status.DRAFT
-                or (
-                    current.issued_at
-                    and statement.issued_at
-                    and statement.issued_at > current.issued_at
-                )
+                or (statement.number or "") > (current.number or "")
             ):
                 chosen[statement.cost_center_id] = statement
         elif current is None:

@@ -160,6 +160,7 @@ class Metric:
     name: str
     describe: str
     figures: Callable[[Figures], Figures]
+    needs: tuple[str, ...]  # the sums of ``selectors.cost_totals`` it reads (calls always)
     default_group_by: tuple[str, ...] = ()
     allowed: tuple[str, ...] = GROUPS
 
@@ -167,16 +168,48 @@ class Metric:
 SIMPLE_METRICS = {
     m.name: m
     for m in (
-        Metric("cost", "direct cost", _cost),
-        Metric("cost_per_call", "direct cost per API call", _cost_per_call),
-        Metric("requests", "request volume", _requests),
-        Metric("amplification", "calls in traces per root call", _amplification),
-        Metric("call_mix", "external share of calls and of cost", _call_mix),
-        Metric("tokens_per_request", "tokens per LLM call", _tokens_per_request, ("model",)),
-        Metric("retries", "retry rate and retry cost", _retries),
-        Metric("cache", "cache hit rate and avoided cost", _cache),
-        Metric("cost_per_run", "cost per workflow run", _cost_per_run, ("workflow",)),
-        Metric("coverage", "share of calls costed, by source", _coverage),
+        Metric("cost", "direct cost", _cost, ("cost",)),
+        Metric("cost_per_call", "direct cost per API call", _cost_per_call, ("cost",)),
+        Metric("requests", "request volume", _requests, ("errors",)),
+        Metric(
+            "amplification",
+            "calls in traces per root call",
+            _amplification,
+            ("traced_calls", "root_calls"),
+        ),
+        Metric(
+            "call_mix",
+            "external share of calls and of cost",
+            _call_mix,
+            ("external_calls", "external_cost", "cost"),
+        ),
+        Metric(
+            "tokens_per_request",
+            "tokens per LLM call",
+            _tokens_per_request,
+            ("llm_calls", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"),
+            ("model",),
+        ),
+        Metric(
+            "retries",
+            "retry rate and retry cost",
+            _retries,
+            ("retries", "errors", "wasted_cost", "cost"),
+        ),
+        Metric("cache", "cache hit rate and avoided cost", _cache, ("hit_calls", "avoided_cost")),
+        Metric(
+            "cost_per_run",
+            "cost per workflow run",
+            _cost_per_run,
+            ("workflow_cost", "workflow_runs"),
+            ("workflow",),
+        ),
+        Metric(
+            "coverage",
+            "share of calls costed, by source",
+            _coverage,
+            ("event_costed_calls", "price_book_calls", "uncosted_calls"),
+        ),
     )
 }
 METRICS = (
@@ -274,7 +307,7 @@ def simple_metric(
     previous = period.previous()
 
     def figures(p: CostPeriod) -> dict[GroupKey, Figures]:
-        totals = cost_totals(period=p, group_by=groups, tenant_id=tenant_id)
+        totals = cost_totals(period=p, group_by=groups, tenant_id=tenant_id, sums=metric.needs)
         return {k: metric.figures(v) for k, v in totals.items()}
 
     return report(
@@ -333,7 +366,7 @@ def margin_metric(
         )
 
     def figures(p: CostPeriod) -> tuple[dict[GroupKey, Figures], list[str]]:
-        costs = cost_totals(period=p, group_by=groups, tenant_id=tenant_id)
+        costs = cost_totals(period=p, group_by=groups, tenant_id=tenant_id, sums=("cost",))
         revenue, missing = revenue_totals(period=p, group_by=groups, tenant_id=tenant_id)
         out = {}
         for key in sorted(set(costs) | set(revenue)):
@@ -370,8 +403,8 @@ def marginal_cost_metric(
     groups = () if group_by is None else _checked(None, "marginal_cost", group_by)
     previous = period.previous()
     daily = cost_daily(period=period, group_by=groups, tenant_id=tenant_id)
-    totals = cost_totals(period=period, group_by=groups, tenant_id=tenant_id)
-    before = cost_totals(period=previous, group_by=groups, tenant_id=tenant_id)
+    totals = cost_totals(period=period, group_by=groups, tenant_id=tenant_id, sums=("cost",))
+    before = cost_totals(period=previous, group_by=groups, tenant_id=tenant_id, sums=("cost",))
     current: dict[GroupKey, Figures] = {}
     for key, t in totals.items():
         days: dict[date, tuple[int, Decimal]] = daily.get(key, {})

@@ -134,9 +134,8 @@ _SUMS: dict[str, Any] = {
     "price_book_calls": Sum("events", filter=Q(source=CostRollup.Source.PRICE_BOOK)),
     "uncosted_calls": Sum("events", filter=Q(source=CostRollup.Source.NONE)),
 }
+# Annotations may not reuse a field's name ("cost"): they run as sum_<name>.
 SUM_NAMES = tuple(_SUMS)
-# Annotations may not reuse a field's name ("cost"): they run under these aliases.
-_ALIASED = {f"sum_{name}": aggregate for name, aggregate in _SUMS.items()}
 
 
 def _rows(period: CostPeriod, tenant_id: UUID | None) -> QuerySet[CostRollup]:
@@ -159,14 +158,21 @@ GroupKey = tuple[str, ...]
 
 
 def cost_totals(
-    *, period: CostPeriod, group_by: tuple[str, ...], tenant_id: UUID | None = None
+    *,
+    period: CostPeriod,
+    group_by: tuple[str, ...],
+    tenant_id: UUID | None = None,
+    sums: tuple[str, ...] | None = None,
 ) -> dict[GroupKey, dict[str, Any]]:
-    """Every sum of ``_SUMS`` per group of ``group_by`` over the period (one query)."""
+    """The sums of ``_SUMS`` (``sums`` of them; all by default, ``calls`` always) per group of
+    ``group_by`` over the period, in one query; sums not asked for read as 0."""
+    wanted = SUM_NAMES if sums is None else ("calls", *(n for n in sums if n != "calls"))
+    aggregates = {f"sum_{name}": _SUMS[name] for name in wanted}
     columns = [_COLUMN.get(g, g) for g in group_by]
     if not columns:
-        totals = _rows(period, tenant_id).aggregate(**_ALIASED)
+        totals = _rows(period, tenant_id).aggregate(**aggregates)
         return {(): _clean(totals)} if totals["sum_calls"] else {}
-    rows = _rows(period, tenant_id).values(*columns).annotate(**_ALIASED).order_by(*columns)
+    rows = _rows(period, tenant_id).values(*columns).annotate(**aggregates).order_by(*columns)
     return {tuple(str(row[c]) for c in columns): _clean(row) for row in rows}
 
 
@@ -234,14 +240,24 @@ def revenue_totals(
 
 
 CHARGEBACK_GRAIN = ("day", "team", "endpoint", "feature", "service", "provider", "model")
+MAPPED_DIMENSIONS = ("team", "endpoint", "feature", "service")
+
+
+def cost_center_totals(*, period: CostPeriod) -> list[dict[str, Any]]:
+    """The period's calls, tokens and exact cost by the dimensions cost centers are mapped by."""
+    return _chargeback_rows(period, MAPPED_DIMENSIONS)
 
 
 def cost_rows_for_chargeback(*, period: CostPeriod) -> list[dict[str, Any]]:
     """The period's cost by day and by every dimension a cost center is mapped or reported
     by: calls, uncosted calls, tokens and exact cost."""
+    return _chargeback_rows(period, CHARGEBACK_GRAIN)
+
+
+def _chargeback_rows(period: CostPeriod, grain: tuple[str, ...]) -> list[dict[str, Any]]:
     rows = (
         _rows(period, None)
-        .values(*CHARGEBACK_GRAIN)
+        .values(*grain)
         .annotate(
             sum_calls=Sum("events"),
             sum_uncosted=Sum("events", filter=Q(source=CostRollup.Source.NONE)),
@@ -249,11 +265,11 @@ def cost_rows_for_chargeback(*, period: CostPeriod) -> list[dict[str, Any]]:
             sum_output=Sum("output_tokens"),
             sum_cost=Sum("cost"),
         )
-        .order_by(*CHARGEBACK_GRAIN)
+        .order_by(*grain)
     )
     return [
         {
-            **{g: row[g] for g in CHARGEBACK_GRAIN},
+            **{g: row[g] for g in grain},
             "calls": int(row["sum_calls"]),
             "uncosted_calls": int(row["sum_uncosted"] or 0),
             "input_tokens": int(row["sum_input"] or 0),

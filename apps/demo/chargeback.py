@@ -18,7 +18,7 @@ _ACCOUNTS = {
 # Calls of the shared gateway and the LLM router have no team of their own: the platform team
 # runs both.
 _RULES = (("service", "api-gateway", "platform"), ("service", "llm-router", "platform"))
-_POOLS = (
+_POOLS: tuple[tuple[str, str, str, str, dict[str, str]], ...] = (
     ("observability", "Observability platform", "12000.00", "requests", {}),
     ("security", "Security and compliance", "3000.00", "even", {}),
     (

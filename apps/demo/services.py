@@ -11,6 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from django.conf import settings
@@ -18,6 +19,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.billing.selectors import invoice_list
+from apps.chargeback.selectors import statement_list
+from apps.chargeback.services.statements import statement_period_last_closed
 from apps.demo.billing import DemoBilling, demo_billing_ensure
 from apps.demo.business import (
     COST_CENTERS,
@@ -226,6 +229,8 @@ class DemoInfo:
     example_body: str  # one event for that tenant, as an ingestion request body
     finalized_invoices: int = 0
     draft_invoices: int = 0
+    statements: int = 0
+    statements_period: str = ""  # the month last closed, YYYY-MM
 
 
 def demo_info_gather() -> DemoInfo:
@@ -239,9 +244,12 @@ def demo_info_gather() -> DemoInfo:
     tenant = tenants.filter(external_id__in=_demo_ids()).order_by("registered_at").first()
     tenant = tenant or tenants.first()
     invoices = invoice_list(scope_tenant_id=None)
-    counts = {
+    period = statement_period_last_closed()
+    counts: dict[str, Any] = {
         "finalized_invoices": invoices.filter(status="finalized").count(),
         "draft_invoices": invoices.filter(status="draft").count(),
+        "statements": statement_list(period_start=period.start).count(),
+        "statements_period": period.label,
     }
     if tenant is None:
         return DemoInfo(admin_login=login, tenant=None, example_body="", **counts)

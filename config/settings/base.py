@@ -108,7 +108,6 @@ CELERY_TASK_ROUTES = {
     "billing.invoice_render_pdf": {"queue": "pdfs"},
     "billing.*": {"queue": "billing"},
     "costs.*": {"queue": "rollups"},
-    "chargeback.statement_render_pdf": {"queue": "pdfs"},
     "chargeback.*": {"queue": "billing"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -14,9 +14,13 @@ from apps.catalog.selectors import plan_get
 from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.metrics import growth, metric_answer, per, ratio, slope
 from apps.costs.selectors import cost_period_parse, group_by_parse
+from apps.costs.services.rollup import cost_rollup_pending_run
+from apps.metering.services.rollup import rollup_pending_run
 from tests.costs import traffic as t
+from tests.metering.ingesting import ingest_events
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
+T4 = "d4" * 16
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
@@ -228,6 +232,21 @@ def test_cost_per_workflow_run(tenants):
     assert (support["previous"], support["change"]) == ("0.0031", "24.870968")
     # calls outside any workflow make no runs
     assert (rows[("",)]["value"], rows[("",)]["runs"]) == (None, 0)
+
+
+def test_a_trace_outside_any_workflow_is_no_workflow_run(tenants):
+    # a root span without a workflow (globex, 10-06): a trace, but no workflow run
+    ingest_events(
+        t.event("globex", "http.request", f"{t.DAY2}T13:00:00Z", service="gateway", **t.span(T4, 1))
+    )
+    rollup_pending_run()
+    cost_rollup_pending_run()
+
+    row = answer("cost_per_run", group_by=())["rows"][0]
+
+    # still 0.1604 over the 2 runs of "support"
+    assert (row["value"], row["workflow_cost"], row["runs"]) == ("0.0802", "0.1604", 2)
+    assert answer("amplification")["rows"][0]["root_calls"] == 3
 
 
 def test_coverage_by_source(tenants):

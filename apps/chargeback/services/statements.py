@@ -31,7 +31,12 @@ from apps.chargeback.models import SharedCostPool, Statement, StatementLine
 from apps.chargeback.selectors import statement_get
 from apps.chargeback.services.mapping import CostCenterMap
 from apps.core.money import quantize
-from apps.costs.selectors import CostPeriod, cost_rows_for_chargeback, price_book_version_ids
+from apps.costs.selectors import (
+    CostPeriod,
+    cost_center_totals,
+    cost_rows_for_chargeback,
+    price_book_version_ids,
+)
 from apps.tenants.models import CostCenter
 
 ZERO = Decimal(0)
@@ -58,6 +63,7 @@ class StatementsReport:
     drafted: list[str] = field(default_factory=list)  # cost center codes ('' = Unallocated)
     issued_unchanged: list[str] = field(default_factory=list)
     issued_differs: list[str] = field(default_factory=list)  # issued, and cost moved since
+    removed: list[str] = field(default_factory=list)  # drafts left with no cost: deleted
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -242,6 +248,20 @@ def period_centers(period: CostPeriod) -> dict[Any, _Center]:
     return centers
 
 
+def period_allocations(period: CostPeriod) -> dict[Any, _Center]:
+    """The pools' parts per cost center in ``period`` (exact and rounded), from cost totals by
+    the mapped dimensions alone: what the metrics need, without the statement lines."""
+    mapping = CostCenterMap.load()
+    centers: dict[Any, _Center] = defaultdict(_Center)
+    for row in cost_center_totals(period=period):
+        center = centers[mapping.cost_center_of(row)]
+        center.calls += row["calls"]
+        center.tokens += row["input_tokens"] + row["output_tokens"]
+        center.cost += row["cost"]
+    _allocate(period, centers, settings.PERCALL_OPERATOR_CURRENCY)
+    return centers
+
+
 def _same(statement: Statement, center: _Center, currency: str) -> bool:
     _, direct, allocated = _lines(center, currency)
     return statement.direct_amount == direct and statement.allocated_amount == allocated
@@ -273,6 +293,11 @@ def statements_run(*, period: CostPeriod) -> StatementsReport:
         )
         _write(statement, center, by_id.get(key) if key else None, currency)
         report.drafted.append(label)
+    # A draft whose cost moved elsewhere (a new rule, a re-costed day) would count it twice.
+    for key, draft in drafts.items():
+        if key not in centers:
+            report.removed.append(draft.cost_center.code if draft.cost_center else "")
+            draft.delete()
     return report
 
 

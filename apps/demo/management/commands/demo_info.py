@@ -24,6 +24,8 @@ class Command(BaseCommand):
             + (f"  (demo login: {info.admin_login})" if info.admin_login else ""),
             f"  Invoices:  {BASE_URL}/admin/billing/invoice/  (finalized, with PDFs: "
             f"{info.finalized_invoices}; drafts: {info.draft_invoices})",
+            f"  Chargeback: {BASE_URL}/admin/chargeback/statement/  ({info.statements} "
+            f"statements for {info.statements_period}; issue drafts with the admin action)",
             "",
             f"A new ingest API key (scopes ingest, read; operator-wide; key {issued.api_key.prefix}"
             ", shown only this once):",
@@ -45,6 +47,13 @@ class Command(BaseCommand):
                 f"  curl -sS '{BASE_URL}/api/v1/invoices?tenant={info.tenant}' "
                 f"-H 'Authorization: Bearer {issued.plaintext}'",
                 f"  curl -sS '{BASE_URL}/api/v1/invoices/preview?tenant={info.tenant}' "
+                f"-H 'Authorization: Bearer {issued.plaintext}'",
+                "",
+                "What the calls cost, by feature, and last month's FOCUS export:",
+                f"  curl -sS '{BASE_URL}/api/v1/analytics/cost_per_call?period="
+                f"{info.statements_period}&group_by=feature' "
+                f"-H 'Authorization: Bearer {issued.plaintext}'",
+                f"  curl -sS '{BASE_URL}/api/v1/exports/focus?period={info.statements_period}' "
                 f"-H 'Authorization: Bearer {issued.plaintext}'",
             ]
         self.stdout.write("\n".join(lines) + "\n")
