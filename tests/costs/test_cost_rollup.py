@@ -275,3 +275,22 @@ def test_a_first_rate_for_a_currency_costs_its_calls(tenants):
     assert (
         CostRollup.objects.get(tenant=tenants["acme"], day=SEP15, provider="transco").cost == t.S4
     )
+
+
+def test_only_cache_hits_have_avoided_cost(tenants):
+    # own cost 0.001 below the book's 1000 x 2.00 / 1e6 = 0.002, but no cache hit: nothing avoided
+    ingest_events(
+        t.event(
+            "globex",
+            "llm.batch",
+            f"{t.DAY2}T14:00:00Z",
+            **t.gpt(input_tokens=1000),
+            cost="0.001",
+            cost_currency="USD",
+        )
+    )
+    rollup_pending_run()
+    cost_rollup_pending_run()
+
+    row = CostRollup.objects.get(tenant=tenants["globex"], event_type="llm.batch")
+    assert (row.source, row.cost, row.avoided_cost) == ("event", D("0.001"), 0)

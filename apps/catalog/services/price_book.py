@@ -47,6 +47,7 @@ _KEYS = {
     UpstreamPrice.Kind.API: ("provider", "endpoint"),
     UpstreamPrice.Kind.COMPUTE: ("service",),
 }
+_IDENTITY = ("provider", "model", "endpoint", "service")
 _ALL_PRICES = tuple(c for fields in _FIELDS.values() for c in fields.values())
 
 
@@ -89,9 +90,13 @@ def _rows(doc: PriceBookVersionDoc, path: str) -> list[dict[str, Any]]:
 
 
 def _hash_of(note: str, rows: list[dict[str, Any]]) -> str:
-    """The digest of a version's content: its note and its prices in file order, decimals as
-    canonical text (so 2.50 and 2.5 are the same price)."""
-    canonical = json.dumps({"note": note, "prices": as_json(rows)}, sort_keys=True)
+    """The digest of a version's content: its note and its prices in one order whatever the
+    file's (the export lists them sorted), decimals as canonical text (2.50 is 2.5)."""
+    ordered = sorted(
+        rows,
+        key=lambda r: tuple(str(r.get(k, "")) for k in ("kind", *_IDENTITY)),
+    )
+    canonical = json.dumps({"note": note, "prices": as_json(ordered)}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -257,8 +262,6 @@ def price_book_hash_refresh(*, version_id: Any) -> PriceBookVersion:
                 **{c: row[c] for c in fields.values()},
             }
         )
-    order = {UpstreamPrice.Kind.LLM: 0, UpstreamPrice.Kind.API: 1, UpstreamPrice.Kind.COMPUTE: 2}
-    rows.sort(key=lambda r: order[UpstreamPrice.Kind(r["kind"])])
     version.content_hash = _hash_of(version.note, rows)
     version.save(update_fields=["content_hash", "updated_at"])
     return version
