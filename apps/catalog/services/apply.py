@@ -30,6 +30,7 @@ from apps.catalog.services.document import (
     PlanDoc,
     RateCardDoc,
     as_json,
+    decimal_check,
     decimal_text,
     invalid,
 )
@@ -51,9 +52,6 @@ from apps.rating.charges import (
     Tier,
     charge_spec_check,
 )
-
-_PRICE_PLACES = 12
-_PRICE_INTEGER_DIGITS = 18
 
 
 @dataclass
@@ -154,19 +152,6 @@ def _meters_resolve(doc: CatalogDoc) -> dict[str, MeterSpec]:
     return known
 
 
-def _decimal_check(path: str, value: Decimal | None, *, places: int = _PRICE_PLACES) -> None:
-    if value is None:
-        return
-    if not value.is_finite() or value < 0:
-        raise invalid(path, f"{value} must be a number of at least 0")
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > places:
-        raise invalid(path, f"{value} has more than {places} decimal places")
-    if value.adjusted() >= _PRICE_INTEGER_DIGITS:
-        raise invalid(path, f"{value} has more than {_PRICE_INTEGER_DIGITS} integer digits")
-
-
 def charge_spec(doc: ChargeDoc) -> ChargeSpec:
     """The rating engine's view of a charge from the file (defaults filled in)."""
     return ChargeSpec(
@@ -206,10 +191,10 @@ def _charge_check(path: str, charge: ChargeDoc, meters: dict[str, MeterSpec]) ->
         if value is not None and value != []:
             raise invalid(f"{path}.{name}", f"a {charge.model} charge has no {name}")
     for name in ("unit_price", "package_size", "package_price", "free_units"):
-        _decimal_check(f"{path}.{name}", getattr(charge, name))
+        decimal_check(f"{path}.{name}", getattr(charge, name))
     for index, tier in enumerate(charge.tiers):
         for name in ("up_to", "unit_price", "flat_fee"):
-            _decimal_check(f"{path}.tiers[{index}].{name}", getattr(tier, name))
+            decimal_check(f"{path}.tiers[{index}].{name}", getattr(tier, name))
     try:
         charge_spec_check(charge_spec(charge))
     except ChargeSpecInvalid as exc:
@@ -249,7 +234,7 @@ def _rate_cards_check(doc: CatalogDoc, meters: dict[str, MeterSpec]) -> None:
 
 
 def _money_check(path: str, value: Decimal, currency: str) -> None:
-    _decimal_check(path, value, places=minor_units(currency))
+    decimal_check(path, value, places=minor_units(currency))
 
 
 def _plans_check(doc: CatalogDoc) -> None:

@@ -192,6 +192,25 @@ def invalid(path: str, message: str) -> CatalogInvalid:
     return CatalogInvalid(f"{path}: {message}", field=path)
 
 
+PRICE_PLACES = 12  # prices keep 12 decimal places: sub-micro unit prices stay exact
+PRICE_INTEGER_DIGITS = 18
+
+
+def decimal_check(path: str, value: Decimal | None, *, places: int = PRICE_PLACES) -> None:
+    """A price or amount of the file: absent, or a finite number of at least 0 with at most
+    ``places`` decimals and 18 integer digits; else CatalogInvalid naming ``path``."""
+    if value is None:
+        return
+    if not value.is_finite() or value < 0:
+        raise invalid(path, f"{value} must be a number of at least 0")
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > places:
+        raise invalid(path, f"{value} has more than {places} decimal places")
+    if value.adjusted() >= PRICE_INTEGER_DIGITS:
+        raise invalid(path, f"{value} has more than {PRICE_INTEGER_DIGITS} integer digits")
+
+
 def decimal_text(value: Decimal) -> str:
     """A decimal as plain text without exponent or trailing zeros: 1E+2 is '100', 0.50 '0.5'."""
     text = format(value.normalize(), "f")

@@ -9,7 +9,6 @@ the same way, through the lock of the price-book version of that day.
 
 import hashlib
 import json
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -21,13 +20,12 @@ from apps.catalog.services.document import (
     CatalogDoc,
     PriceBookVersionDoc,
     as_json,
+    decimal_check,
     decimal_text,
     invalid,
 )
 from apps.core.money import currency_is_known
 
-_PRICE_PLACES = 12
-_PRICE_INTEGER_DIGITS = 18
 _LLM_FIELDS = {
     "input": "input_per_mtok",
     "output": "output_per_mtok",
@@ -51,19 +49,6 @@ _IDENTITY = ("provider", "model", "endpoint", "service")
 _ALL_PRICES = tuple(c for fields in _FIELDS.values() for c in fields.values())
 
 
-def _price_check(path: str, value: Decimal | None) -> None:
-    if value is None:
-        return
-    if not value.is_finite() or value < 0:
-        raise invalid(path, f"{value} must be a number of at least 0")
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > _PRICE_PLACES:
-        raise invalid(path, f"{value} has more than {_PRICE_PLACES} decimal places")
-    if value.adjusted() >= _PRICE_INTEGER_DIGITS:
-        raise invalid(path, f"{value} has more than {_PRICE_INTEGER_DIGITS} integer digits")
-
-
 def _rows(doc: PriceBookVersionDoc, path: str) -> list[dict[str, Any]]:
     """The version's prices as UpstreamPrice field values, checked; duplicates refused."""
     rows: list[dict[str, Any]] = []
@@ -82,7 +67,7 @@ def _rows(doc: PriceBookVersionDoc, path: str) -> list[dict[str, Any]]:
             seen[key] = item_path
             prices = {column: getattr(item, name) for name, column in fields.items()}
             for name, column in fields.items():
-                _price_check(f"{item_path}.{name}", prices[column])
+                decimal_check(f"{item_path}.{name}", prices[column])
             if all(v is None for v in prices.values()):
                 raise invalid(item_path, f"needs a price: one of {', '.join(fields)}")
             rows.append({"kind": kind, **{k: getattr(item, k) for k in keys}, **prices})
@@ -124,7 +109,7 @@ def price_book_check(*, doc: CatalogDoc) -> None:
             raise invalid(f"{path}.currency", f"{rate.currency!r} is not an ISO 4217 code")
         if rate.currency == operator:
             raise invalid(f"{path}.currency", f"{rate.currency} is the operator currency")
-        _price_check(f"{path}.rate", rate.rate)
+        decimal_check(f"{path}.rate", rate.rate)
         if rate.rate == 0:
             raise invalid(f"{path}.rate", "must be more than 0")
         if (rate.currency, rate.date) in rates:

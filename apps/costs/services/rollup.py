@@ -34,6 +34,8 @@ from apps.costs.pricing import (
     price_book_cost,
 )
 from apps.metering.services.feeds import (
+    DAY_DIMENSIONS,
+    DAY_SUMS,
     TenantDay,
     rollup_changes_claim,
     usage_by_day,
@@ -41,29 +43,10 @@ from apps.metering.services.feeds import (
 )
 
 CLAIM_ROWS = 20000  # outbox rows per transaction
+# What a cost rollup keeps of its usage rows as they are: dimensions, call classes, counts.
 _COPIED = (
-    "event_type",
-    "endpoint",
-    "feature",
-    "workflow",
-    "team",
-    "service",
-    "environment",
-    "provider",
-    "model",
-    "cache_hit",
-    "wasted",
-    "external",
-    "events",
-    "retries",
-    "errors",
-    "traced_calls",
-    "root_calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
+    *(d for d in DAY_DIMENSIONS if d != "cost_currency"),
+    *(s for s in DAY_SUMS if s not in ("credits", "cost", "latency_ms_sum")),
 )
 
 
