@@ -393,11 +393,30 @@ def test_minimum_line_only_when_rounded_usage_falls_short(spec):
 
 @BOUNDED
 @given(spec=invoice_inputs())
+@example(
+    spec=InvoiceInput(
+        currency="JPY",
+        base_fee=D(1),
+        minimum_commitment=D(0),
+        share=Share(days=1, of_days=3),
+        base_fee_share=None,
+        trial=False,
+        usage=(),
+        adjustments=(),
+        extra_lines=(),
+        credits_available=D(0),
+        tax_rate=D(0),
+        plan_name="",
+    )
+)
 def test_base_fee_line_only_when_due(spec):
     invoice = invoice_price(spec)
 
     fees = [line for line in invoice.lines if line.kind is LineKind.BASE_FEE]
-    if spec.trial or spec.base_fee == 0 or spec.share.days == 0:
+    share = spec.base_fee_share or spec.share
+    prorated = spec.base_fee * share.days / share.of_days if share.of_days else D(0)
+    # A fee that rounds to nothing in the minor unit (1 JPY for 1 of 3 days) is no line.
+    if spec.trial or half_up(prorated, PLACES[spec.currency]) == 0:
         assert fees == []
     else:
         (fee,) = fees
