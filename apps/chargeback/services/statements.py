@@ -271,14 +271,25 @@ def _same(statement: Statement, center: _Center, currency: str) -> bool:
 def statements_run(*, period: CostPeriod) -> StatementsReport:
     """Draft (or refresh the drafts of) every cost center's statement for ``period``."""
     currency = settings.PERCALL_OPERATOR_CURRENCY
+    # One run per month at a time (a task may run twice): the second waits on this counter
+    # row's lock, then refreshes what the first wrote instead of racing it to a new draft.
+    counter_advance(series=f"statements-run:{period.label}", count=0)
     centers = period_centers(period)
     report = StatementsReport(period=period.label)
     by_id = {c.id: c for c in CostCenter.objects.filter(id__in=[k for k in centers if k])}
-    existing = Statement.objects.select_for_update().filter(period_start=period.start)
+    # Locked in id order, and only the statement rows (the default ordering joins the
+    # nullable cost center, which FOR UPDATE refuses).
+    existing = list(
+        Statement.objects.select_for_update(of=("self",))
+        .filter(period_start=period.start)
+        .order_by("id")
+    )
     drafts = {s.cost_center_id: s for s in existing if s.status == Statement.Status.DRAFT}
     issued = {}
-    for s in existing.filter(status=Statement.Status.ISSUED).order_by("issued_at"):
-        issued[s.cost_center_id] = s  # the latest issued per cost center
+    for s in sorted(
+        (s for s in existing if s.status == Statement.Status.ISSUED), key=lambda s: s.number or ""
+    ):
+        issued[s.cost_center_id] = s  # the latest issued per cost center: the highest number
     for key in sorted(centers, key=lambda k: by_id[k].code if k else ""):
         center = centers[key]
         label = by_id[key].code if key else ""
@@ -305,8 +316,10 @@ def statements_run(*, period: CostPeriod) -> StatementsReport:
 def statement_correct(*, statement_id: UUID | str, reason: str) -> Statement:
     """A new draft for the issued statement's cost center and month, from the cost as it is
     now, referencing the statement it corrects (which stays as issued)."""
-    original = Statement.objects.select_for_update().get(
-        id=statement_get(statement_id=statement_id).id
+    original = (
+        Statement.objects.select_for_update(of=("self",))
+        .order_by()
+        .get(id=statement_get(statement_id=statement_id).id)
     )
     if original.status != Statement.Status.ISSUED:
         raise StatementNotIssued(f"statement {original.id} is a draft: refresh it instead")
@@ -340,8 +353,10 @@ def statement_correct(*, statement_id: UUID | str, reason: str) -> Statement:
 def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement:
     """Number and issue a draft; from then on it never changes. Locks the price-book versions
     that priced its month."""
-    statement = Statement.objects.select_for_update().get(
-        id=statement_get(statement_id=statement_id).id
+    statement = (
+        Statement.objects.select_for_update(of=("self",))
+        .order_by()
+        .get(id=statement_get(statement_id=statement_id).id)
     )
     if statement.status != Statement.Status.DRAFT:
         raise StatementNotDraft(f"statement {statement.number} is issued and cannot change")

@@ -38,6 +38,7 @@ from apps.metering.services.feeds import (
     DAY_SUMS,
     TenantDay,
     rollup_changes_claim,
+    tenant_days_cte,
     usage_by_day,
     workflow_runs_by_day,
 )
@@ -195,22 +196,21 @@ def cost_days_rebuild(*, pairs: Sequence[TenantDay], prices: PriceContext | None
         return 0
     prices = prices or PriceContext()
     _days_lock(pairs, prices)
-    wanted = set(pairs)
-    tenants = {t for t, _ in pairs}
-    days = {d for _, d in pairs}
-    for model in (CostRollup, WorkflowDepth):
-        stale = model.objects.filter(tenant_id__in=tenants, day__in=days)
-        ids = [i for i, t, d in stale.values_list("id", "tenant_id", "day") if (t, d) in wanted]
-        for start in range(0, len(ids), 5000):
-            model.objects.filter(id__in=ids[start : start + 5000]).delete()
+    cte, params, _, _ = tenant_days_cte(pairs)
+    with connection.cursor() as cursor:
+        for table in (CostRollup._meta.db_table, WorkflowDepth._meta.db_table):
+            cursor.execute(
+                f"WITH {cte} DELETE FROM {table} WHERE (tenant_id, day) IN "
+                "(SELECT tenant_id, day FROM c)",
+                params,
+            )
     rows = [cost_row(row, prices) for row in usage_by_day(tenant_days=pairs)]
     CostRollup.objects.bulk_create(rows, batch_size=5000)
     depths = [
         WorkflowDepth(
             tenant_id=tenant, day=day, workflow=w, runs=runs, calls=calls, max_depth=depth
         )
-        for tenant, day in pairs
-        for w, runs, calls, depth in workflow_runs_by_day(tenant_id=tenant, day=day)
+        for tenant, day, w, runs, calls, depth in workflow_runs_by_day(tenant_days=pairs)
     ]
     WorkflowDepth.objects.bulk_create(depths, batch_size=5000)
     return len(rows)

@@ -84,19 +84,13 @@ def usage_by_day(*, tenant_days: Sequence[TenantDay]) -> list[dict[str, Any]]:
     sums = ", ".join(f"SUM(r.{s})" for s in DAY_SUMS)
     start, _ = _day_bounds(min(d for _, d in tenant_days))
     _, end = _day_bounds(max(d for _, d in tenant_days))
-    tenants = sorted({t for t, _ in tenant_days})
+    pairs, params, tenant_filter, tenant_params = tenant_days_cte(tenant_days)
+    source = f"WITH {pairs}"
+    tenant_filter = tenant_filter.replace("e.tenant_id", "r.tenant_id")
     if vendor == "postgresql":
-        source = "WITH c(tenant_id, day) AS (SELECT * FROM unnest(%s::uuid[], %s::date[]))"
-        params: list[Any] = [[t for t, _ in tenant_days], [d for _, d in tenant_days]]
-        tenant_filter = "r.tenant_id = ANY(%s::uuid[])"
-        tenant_params: list[Any] = [tenants]
         bounds: list[Any] = [start, end]
     else:
         adapt = connection.ops.adapt_datetimefield_value
-        source = f"WITH c(tenant_id, day) AS (VALUES {', '.join('(%s, %s)' for _ in tenant_days)})"
-        params = [v for t, d in tenant_days for v in (t.hex, d.isoformat())]
-        tenant_filter = f"r.tenant_id IN ({', '.join('%s' for _ in tenants)})"
-        tenant_params = [t.hex for t in tenants]
         bounds = [adapt(start), adapt(end)]
     sql = (
         f"{source} SELECT r.tenant_id, {day_of}, {dims}, {sums} FROM metering_usage_rollup r "
@@ -120,29 +114,78 @@ def usage_by_day(*, tenant_days: Sequence[TenantDay]) -> list[dict[str, Any]]:
     return out
 
 
-def workflow_runs_by_day(*, tenant_id: UUID, day: date) -> list[tuple[str, int, int, int]]:
-    """(workflow of the root span, runs, calls, deepest chain) of the traces whose root span
-    falls on ``day`` (UTC): a run is a root span (a traced call without a parent), its depth
-    the longest parent-to-child chain from it within the day (1 = the root alone)."""
-    start, end = _day_bounds(day)
+def tenant_days_cte(tenant_days: Sequence[TenantDay]) -> tuple[str, list[Any], str, list[Any]]:
+    """The pairs as a CTE ``c(tenant_id, day)`` and a tenant filter on alias ``e``, with their
+    parameters, for PostgreSQL (arrays) or SQLite (values)."""
+    tenants = sorted({t for t, _ in tenant_days})
     if connection.vendor == "postgresql":
-        params: list[Any] = [tenant_id, start, end]
+        return (
+            "c(tenant_id, day) AS (SELECT * FROM unnest(%s::uuid[], %s::date[]))",
+            [[t for t, _ in tenant_days], [d for _, d in tenant_days]],
+            "e.tenant_id = ANY(%s::uuid[])",
+            [tenants],
+        )
+    return (
+        f"c(tenant_id, day) AS (VALUES {', '.join('(%s, %s)' for _ in tenant_days)})",
+        [v for t, d in tenant_days for v in (t.hex, d.isoformat())],
+        f"e.tenant_id IN ({', '.join('%s' for _ in tenants)})",
+        [t.hex for t in tenants],
+    )
+
+
+_EVENT_DAY = {
+    "postgresql": """(e."timestamp" AT TIME ZONE 'UTC')::date""",
+    "sqlite": """substr(e."timestamp", 1, 10)""",
+}
+
+
+def workflow_runs_by_day(
+    *, tenant_days: Sequence[TenantDay]
+) -> list[tuple[UUID, date, str, int, int, int]]:
+    """(tenant, day, workflow of the root span, runs, calls, deepest chain) of the traces whose
+    root span falls on each (tenant, UTC day), in one query: a run is a root span (a traced call
+    without a parent), its depth the longest parent-to-child chain from it within the day (1 =
+    the root alone). A span sent twice (a retried send of the same span id) counts once."""
+    if not tenant_days:
+        return []
+    vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+    pairs, pair_params, tenant_filter, tenant_params = tenant_days_cte(tenant_days)
+    start, _ = _day_bounds(min(d for _, d in tenant_days))
+    _, end = _day_bounds(max(d for _, d in tenant_days))
+    if vendor == "postgresql":
+        bounds: list[Any] = [start, end]
     else:
         adapt = connection.ops.adapt_datetimefield_value
-        params = [tenant_id.hex, adapt(start), adapt(end)]
+        bounds = [adapt(start), adapt(end)]
+    day_of = _EVENT_DAY[vendor]
     sql = (
-        "WITH RECURSIVE ev AS (SELECT trace_id, span_id, parent_span_id, "
-        "COALESCE(workflow, '') AS workflow FROM metering_event WHERE tenant_id = %s "
-        'AND "timestamp" >= %s AND "timestamp" < %s AND trace_id IS NOT NULL '
-        "AND span_id IS NOT NULL), "
-        "chain(trace_id, span_id, workflow, depth) AS ("
-        "SELECT trace_id, span_id, workflow, 1 FROM ev WHERE parent_span_id IS NULL "
-        "UNION ALL SELECT ev.trace_id, ev.span_id, chain.workflow, chain.depth + 1 FROM ev "
-        "JOIN chain ON ev.trace_id = chain.trace_id AND ev.parent_span_id = chain.span_id "
-        f"WHERE chain.depth < {MAX_DEPTH}) "
-        "SELECT workflow, SUM(CASE WHEN depth = 1 THEN 1 ELSE 0 END), COUNT(*), MAX(depth) "
-        "FROM chain GROUP BY workflow ORDER BY workflow"
+        f"WITH RECURSIVE {pairs}, "
+        f"ev AS (SELECT DISTINCT e.tenant_id, {day_of} AS day, e.trace_id, e.span_id, "
+        "e.parent_span_id, COALESCE(e.workflow, '') AS workflow FROM metering_event e "
+        f'WHERE e."timestamp" >= %s AND e."timestamp" < %s AND {tenant_filter} '
+        "AND e.trace_id IS NOT NULL AND e.span_id IS NOT NULL "
+        f"AND (e.tenant_id, {day_of}) IN (SELECT tenant_id, day FROM c)), "
+        "chain(tenant_id, day, trace_id, span_id, workflow, depth) AS ("
+        "SELECT tenant_id, day, trace_id, span_id, workflow, 1 FROM ev "
+        "WHERE parent_span_id IS NULL "
+        "UNION ALL SELECT ev.tenant_id, ev.day, ev.trace_id, ev.span_id, chain.workflow, "
+        "chain.depth + 1 FROM ev JOIN chain ON ev.tenant_id = chain.tenant_id "
+        "AND ev.day = chain.day AND ev.trace_id = chain.trace_id "
+        f"AND ev.parent_span_id = chain.span_id WHERE chain.depth < {MAX_DEPTH}) "
+        "SELECT tenant_id, day, workflow, SUM(CASE WHEN depth = 1 THEN 1 ELSE 0 END), "
+        "COUNT(*), MAX(depth) FROM chain GROUP BY tenant_id, day, workflow "
+        "ORDER BY tenant_id, day, workflow"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(w, int(runs), int(calls), int(depth)) for w, runs, calls, depth in cursor]
+        if vendor == "postgresql":
+            # The planner cannot estimate a recursion and prices it high enough to JIT-compile
+            # it, which costs more than running it.
+            cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [*pair_params, *bounds, *tenant_params])
+        rows = cursor.fetchall()
+    out = []
+    for tenant, day, workflow, runs, calls, depth in rows:
+        if vendor == "sqlite":
+            tenant, day = UUID(str(tenant)), date.fromisoformat(day)
+        out.append((tenant, day, workflow, int(runs), int(calls), int(depth)))
+    return out
