@@ -3,12 +3,13 @@ the operator; any other value restricts reads to that tenant, and a foreign id r
 found."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.billing.errors import InvoiceNotFound, SubscriptionNotFound
@@ -189,24 +190,39 @@ def _meter_features() -> dict[str, str]:
 def revenue_lines(
     *, start: datetime, end: datetime, tenant_id: UUID | None = None, at: datetime | None = None
 ) -> list[RevenueLine]:
-    """Subscription revenue of the periods starting in ``[start, end)``: the lines of each
-    invoice that is not void (drafts included, since they are the running bill), and where a
-    tenant's current period has no invoice yet, its preview."""
-    invoices = Invoice.objects.filter(
-        kind=Invoice.Kind.SUBSCRIPTION, period_start__gte=start, period_start__lt=end
-    ).exclude(status=Invoice.Status.VOID)
+    """Subscription revenue of the periods that start on the days ``[start, end)`` in each
+    tenant's own timezone (a Tokyo tenant's October starts on 30 September UTC): the lines of
+    every invoice that is not void (drafts included: they are the running bill), an adjustment
+    line counted with the period it adjusts; and where a tenant's current period has no
+    invoice yet, its preview."""
+    first_day, end_day = start.date(), end.date()
+    # Local midnights are within a day of UTC ones.
+    window = (start - timedelta(days=1), end + timedelta(days=1))
+    lines = (
+        InvoiceLine.objects.filter(invoice__kind=Invoice.Kind.SUBSCRIPTION)
+        .exclude(invoice__status=Invoice.Status.VOID)
+        .filter(
+            Q(invoice__period_start__range=window, adjusts_period_start=None)
+            | Q(adjusts_period_start__range=window)
+        )
+        .select_related("invoice__tenant")
+    )
     if tenant_id is not None:
-        invoices = invoices.filter(tenant_id=tenant_id)
+        lines = lines.filter(invoice__tenant_id=tenant_id)
     features = _meter_features()
     out = []
     billed = set()
-    for line in InvoiceLine.objects.filter(invoice__in=invoices).select_related("invoice"):
-        billed.add(line.invoice.tenant_id)
+    for line in lines:
+        invoice = line.invoice
+        zone = ZoneInfo(invoice.tenant.timezone)
+        began = (line.adjusts_period_start or invoice.period_start).astimezone(zone).date()
+        if not first_day <= began < end_day:
+            continue
+        if line.adjusts_period_start is None:
+            billed.add(invoice.tenant_id)
         feature = str((line.dimensions or {}).get("feature") or features.get(line.meter_code, ""))
         out.append(
-            RevenueLine(
-                line.invoice.tenant_id, line.invoice.currency, feature, line.amount, "invoice"
-            )
+            RevenueLine(invoice.tenant_id, invoice.currency, feature, line.amount, "invoice")
         )
     at = at or timezone.now()
     if start <= at < end:

@@ -24,7 +24,7 @@ from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from apps.catalog.errors import CatalogInvalid
+from apps.catalog.errors import CatalogInUse, CatalogInvalid
 from apps.catalog.models import (
     Charge,
     CreditPack,
@@ -37,7 +37,10 @@ from apps.catalog.models import (
 )
 from apps.catalog.services.apply import charge_row_check, version_hash_refresh
 from apps.catalog.services.document import TierDoc, as_json, decimal_text
-from apps.catalog.services.price_book import price_book_hash_refresh
+from apps.catalog.services.price_book import (
+    price_book_day_unlocked_check,
+    price_book_hash_refresh,
+)
 from apps.core.money import currency_is_known, minor_units
 
 _CHARGE_FIELDS = (
@@ -468,12 +471,40 @@ class PriceBookVersionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None or obj.locked_at is None
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        _unlocked_day_check(obj.effective_from)
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         price_book_hash_refresh(version_id=form.instance.id)
 
 
+def _unlocked_day_check(day: Any) -> None:
+    """The admin keeps the file's rule: nothing may change prices on or before the last day
+    an issued statement priced."""
+    try:
+        price_book_day_unlocked_check(path="effective_from", day=day)
+    except CatalogInUse as exc:
+        raise PermissionDenied(exc.message) from exc
+
+
 @admin.register(FxRate)
 class FxRateAdmin(admin.ModelAdmin):
+    """FX rates on or before the last day an issued statement priced cannot change."""
+
     list_display = ("currency", "date", "rate")
     list_filter = ("currency",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        _unlocked_day_check(obj.date)
+        if change and obj.pk:
+            _unlocked_day_check(FxRate.objects.get(pk=obj.pk).date)
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        _unlocked_day_check(obj.date)
+        super().delete_model(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a rate is history: correct it from a later date instead

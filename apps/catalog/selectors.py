@@ -27,9 +27,10 @@ def _text(value: Decimal) -> str:
     return decimal_text(value)
 
 
-def catalog_export() -> dict[str, Any]:
+def catalog_export(*, with_costs: bool = True) -> dict[str, Any]:
     """The whole catalog as a file ``catalog_apply`` takes back unchanged: every meter, every
-    rate-card version (oldest first), plan and credit pack. Decimals are strings."""
+    rate-card version (oldest first), plan and credit pack, and (``with_costs``) the price
+    book and FX rates, which are the operator's own figures. Decimals are strings."""
     meters = [
         {
             "code": m.code,
@@ -85,7 +86,7 @@ def catalog_export() -> dict[str, Any]:
         "rate_cards": rate_cards,
         "plans": plans,
         "credit_packs": packs,
-        **price_book_export(),
+        **(price_book_export() if with_costs else {}),
     }
 
 

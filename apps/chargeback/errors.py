@@ -17,3 +17,9 @@ class StatementNotIssued(Conflict):
 
 class ChargebackInvalid(ValidationFailed):
     code = "chargeback_invalid"
+
+
+class StatementStale(Conflict):
+    """A draft computed before the cost it shows last changed: refresh it before issuing."""
+
+    code = "statement_stale"

@@ -6,7 +6,10 @@ statement is numbered (``SB-2026-10-0007``) and never changes; a correction is a
 that references the one it corrects. Periods are UTC calendar months.
 """
 
+from decimal import Decimal, InvalidOperation
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +75,40 @@ class SharedCostPool(BaseModel):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        """Amounts at least 0; a fixed pool's shares are numbers of at least 0 for cost center
+        codes that exist, summing to 100."""
+        if self.amount is not None and self.amount < 0:
+            raise ValidationError({"amount": f"{self.amount} must be at least 0"})
+        if not isinstance(self.shares, dict):
+            raise ValidationError({"shares": "must be a mapping of cost center code to percent"})
+        if self.method != self.Method.FIXED:
+            if self.shares:
+                raise ValidationError(
+                    {"shares": f"only a fixed pool has shares, not {self.method}"}
+                )
+            return
+        if not self.shares:
+            raise ValidationError({"shares": "a fixed pool needs shares (code: percent)"})
+        known = set(
+            CostCenter.objects.filter(code__in=list(self.shares)).values_list("code", flat=True)
+        )
+        total = Decimal(0)
+        for code, percent in self.shares.items():
+            if code not in known:
+                raise ValidationError({"shares": f"shares.{code}: no cost center has this code"})
+            try:
+                value = Decimal(str(percent))
+            except InvalidOperation:
+                raise ValidationError(
+                    {"shares": f"shares.{code}: {percent!r} is not a number"}
+                ) from None
+            if not value.is_finite() or value < 0:
+                raise ValidationError({"shares": f"shares.{code}: {percent} must be at least 0"})
+            total += value
+        if total != 100:
+            raise ValidationError({"shares": f"the shares sum to {total}, not 100"})
 
 
 class Statement(ExternalModel):

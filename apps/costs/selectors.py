@@ -16,7 +16,7 @@ from django.db.models import Max, Q, QuerySet, Sum
 from apps.billing.selectors import revenue_lines
 from apps.core.periods import month_add
 from apps.costs.errors import AnalyticsQueryInvalid
-from apps.costs.models import CostRollup, WorkflowDepth
+from apps.costs.models import CostDay, CostRollup, WorkflowDepth
 from apps.costs.services.rollup import PriceContext
 
 GROUPS = (
@@ -289,3 +289,15 @@ def price_book_version_ids(*, period: CostPeriod) -> set[int]:
         .distinct()
     )
     return {i for i in ids if i is not None}
+
+
+def cost_changed_since(*, period: CostPeriod, since: datetime) -> bool:
+    """Whether any day of the period was costed again after ``since``, or is due to be for
+    new prices (its price key no longer matches)."""
+    days = CostDay.objects.filter(day__gte=period.start, day__lt=period.end)
+    if days.filter(built_at__gt=since).exists():
+        return True
+    prices = PriceContext()
+    return any(
+        key != prices.key(day) for day, key in days.values_list("day", "prices_key").distinct()
+    )

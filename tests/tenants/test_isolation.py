@@ -280,10 +280,24 @@ def check_usage_check(w: World):
 
 
 def check_catalog(w: World):
+    catalog_apply(
+        doc=catalog_parse(
+            content="price_book:\n  - effective_from: 2026-01-01\n    llm:\n"
+            "      - {provider: openai, model: gpt-4o, input: 2.50, output: 10.00}\n"
+            "fx_rates:\n  - {currency: CHF, date: 2026-01-01, rate: 1.13}\n"
+        )
+    )
     response = w.a.get("/api/v1/catalog")
 
     assert response.status_code == 200
-    assert response.json() == w.operator.get("/api/v1/catalog").json()
+    operator = w.operator.get("/api/v1/catalog").json()
+    # What upstream providers charge the operator is not for tenants to read.
+    assert "price_book" not in response.json() and "fx_rates" not in response.json()
+    assert operator["price_book"][0]["llm"][0]["model"] == "gpt-4o"
+    assert operator["fx_rates"] == [{"currency": "CHF", "date": "2026-01-01", "rate": "1.13"}]
+    assert response.json() == {
+        k: v for k, v in operator.items() if k not in ("price_book", "fx_rates")
+    }
     assert {"growth", "chf-base"} <= {plan["code"] for plan in response.json()["plans"]}
     # beta's CHF plans are the operator's, shown to all (so "CHF" is no secret here); nothing
     # of beta the tenant is: not its name, external id, ids or events.

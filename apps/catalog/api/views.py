@@ -12,7 +12,7 @@ from apps.catalog.errors import CatalogInvalid
 from apps.catalog.selectors import catalog_export
 from apps.catalog.services.apply import catalog_apply
 from apps.catalog.services.document import catalog_parse
-from apps.tenants.api.authentication import OperatorAdminScope, ReadScope
+from apps.tenants.api.authentication import OperatorAdminScope, ReadScope, principal_of
 
 _MAX_CATALOG_BYTES = 2 * 1024 * 1024
 
@@ -23,14 +23,17 @@ class CatalogView(APIView):
     @extend_schema(
         summary="Export the catalog",
         description=(
-            "The whole catalog (meters, every rate-card version, plans, credit packs) in the "
-            "shape `POST /api/v1/catalog/apply` takes back unchanged. `?format=yaml` for YAML."
+            "The whole catalog (meters, every rate-card version, plans, credit packs; the price "
+            "book and FX rates for operator-wide keys) in the shape `POST /api/v1/catalog/apply` "
+            "takes back unchanged. `?format=yaml` for YAML."
         ),
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"])],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Any:
-        exported = catalog_export()
+        # What upstream providers charge us is the operator's business: tenant-bound keys see
+        # the prices they pay, not the price book.
+        exported = catalog_export(with_costs=principal_of(request).tenant_id is None)
         if request.query_params.get("format") == "yaml":
             text = yaml.safe_dump(exported, sort_keys=False, allow_unicode=True)
             return HttpResponse(text, content_type="application/yaml")

@@ -130,7 +130,7 @@ def price_book_apply(*, doc: CatalogDoc) -> dict[str, dict[str, list[str]]]:
         if current is not None and current.rate == rate_doc.rate:
             rates["unchanged"].append(label)
             continue
-        _day_locked_check(f"fx_rates[{index}]", rate_doc.date)
+        price_book_day_unlocked_check(path=f"fx_rates[{index}]", day=rate_doc.date)
         if current is None:
             FxRate.objects.create(
                 currency=rate_doc.currency, date=rate_doc.date, rate=rate_doc.rate
@@ -149,8 +149,8 @@ def price_book_apply(*, doc: CatalogDoc) -> dict[str, dict[str, list[str]]]:
     return sections
 
 
-def _day_locked_check(path: str, day: Any) -> None:
-    """Refuse a change that would reprice a day an issued statement already priced."""
+def price_book_day_unlocked_check(*, path: str, day: Any) -> None:
+    """Refuse (CatalogInUse) a change that would reprice a day an issued statement priced."""
     locked = PriceBookVersion.objects.filter(locked_through__gte=day).order_by("-locked_through")
     last = locked.first()
     if last is not None:
@@ -179,7 +179,7 @@ def _version_apply(index: int, doc: PriceBookVersionDoc) -> str:
             field=path,
         )
     if version is None:
-        _day_locked_check(f"{path}.effective_from", doc.effective_from)
+        price_book_day_unlocked_check(path=f"{path}.effective_from", day=doc.effective_from)
         version = PriceBookVersion(effective_from=doc.effective_from)
     version.note = doc.note
     version.content_hash = content_hash

@@ -3,7 +3,9 @@
 Both read the effective statements of a month (``selectors.statements_effective``) and only
 their lines, so their sums equal the statements to the cent. In FOCUS, a cost center's first
 issued statement gives its rows; each correction issued since adds rows of the difference
-per line (``ChargeClass`` ``Correction``), so a month's rows always sum to what stands.
+per line (``ChargeClass`` ``Correction``), so a month's rows always sum to what stands. A
+correction's rows (its InvoiceId) therefore sum to the change it makes, its total less the
+total it corrects: what a consumer that already loaded the first export has to add.
 Without an issued statement, the draft's rows are exported (``x_StatementStatus`` says so).
 """
 
@@ -17,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Prefetch
 
 from apps.chargeback.models import Statement, StatementLine
 from apps.chargeback.selectors import statement_list, statements_effective
@@ -148,7 +151,16 @@ def focus_rows(*, period_start: date) -> list[dict[str, Any]]:
     """The FOCUS rows of a month, in column order."""
     effective = statements_effective(period_start=period_start)
     issued_chains: dict[Any, list[Statement]] = {}
-    for s in statement_list(period_start=period_start).filter(status=Statement.Status.ISSUED):
+    issued_rows = (
+        statement_list(period_start=period_start)
+        .filter(status=Statement.Status.ISSUED)
+        .prefetch_related(
+            Prefetch(
+                "lines", queryset=StatementLine.objects.select_related("pool").order_by("position")
+            )
+        )
+    )
+    for s in issued_rows:
         issued_chains.setdefault(s.cost_center_id, []).append(s)
     rows: list[dict[str, Any]] = []
     for statement in effective:

@@ -26,7 +26,13 @@ from django.utils import timezone
 from apps.billing.services.numbering import counter_advance
 from apps.catalog.services.price_book import price_book_versions_lock
 from apps.chargeback.allocation import apportion
-from apps.chargeback.errors import StatementNotDraft, StatementNotIssued
+from apps.chargeback.errors import (
+    ChargebackInvalid,
+    StatementNotDraft,
+    StatementNotFound,
+    StatementNotIssued,
+    StatementStale,
+)
 from apps.chargeback.models import SharedCostPool, Statement, StatementLine
 from apps.chargeback.selectors import statement_get
 from apps.chargeback.services.mapping import CostCenterMap
@@ -34,6 +40,7 @@ from apps.core.money import quantize
 from apps.costs.selectors import (
     CostPeriod,
     cost_center_totals,
+    cost_changed_since,
     cost_rows_for_chargeback,
     price_book_version_ids,
 )
@@ -269,7 +276,12 @@ def _same(statement: Statement, center: _Center, currency: str) -> bool:
 
 @transaction.atomic(durable=True)
 def statements_run(*, period: CostPeriod) -> StatementsReport:
-    """Draft (or refresh the drafts of) every cost center's statement for ``period``."""
+    """Draft (or refresh the drafts of) every cost center's statement for ``period`` (a UTC
+    month)."""
+    if not period.is_month:
+        raise ChargebackInvalid(
+            f"period: {period.label} is not a month; statements are monthly", field="period"
+        )
     currency = settings.PERCALL_OPERATOR_CURRENCY
     # One run per month at a time (a task may run twice): the second waits on this counter
     # row's lock, then refreshes what the first wrote instead of racing it to a new draft.
@@ -304,23 +316,43 @@ def statements_run(*, period: CostPeriod) -> StatementsReport:
         )
         _write(statement, center, by_id.get(key) if key else None, currency)
         report.drafted.append(label)
-    # A draft whose cost moved elsewhere (a new rule, a re-costed day) would count it twice.
     for key, draft in drafts.items():
-        if key not in centers:
-            report.removed.append(draft.cost_center.code if draft.cost_center else "")
+        if key in centers:
+            continue
+        label = draft.cost_center.code if draft.cost_center else ""
+        if draft.corrects_id:
+            # A correction to nothing (the cost moved elsewhere): it must stay, at zero.
+            _write(draft, _Center(), draft.cost_center, currency)
+            report.drafted.append(label)
+        else:
+            # A draft whose cost moved elsewhere (a new rule, a re-costed day) would count
+            # it twice.
+            report.removed.append(label)
             draft.delete()
+    for key, statement in issued.items():
+        if key not in centers and key not in drafts:  # issued, and its cost is all gone
+            label = statement.cost_center.code if statement.cost_center else ""
+            same = _same(statement, _Center(), currency)
+            (report.issued_unchanged if same else report.issued_differs).append(label)
     return report
+
+
+def _statement_for_update(statement_id: UUID | str) -> Statement:
+    """The statement's row, locked (only its own row: the cost center is nullable)."""
+    found = statement_get(statement_id=statement_id)
+    locked = (
+        Statement.objects.select_for_update(of=("self",)).order_by().filter(id=found.id).first()
+    )
+    if locked is None:  # deleted since (a refreshed draft whose cost moved away)
+        raise StatementNotFound(f"statement {statement_id} not found", field="id")
+    return locked
 
 
 @transaction.atomic(durable=True)
 def statement_correct(*, statement_id: UUID | str, reason: str) -> Statement:
     """A new draft for the issued statement's cost center and month, from the cost as it is
     now, referencing the statement it corrects (which stays as issued)."""
-    original = (
-        Statement.objects.select_for_update(of=("self",))
-        .order_by()
-        .get(id=statement_get(statement_id=statement_id).id)
-    )
+    original = _statement_for_update(statement_id)
     if original.status != Statement.Status.ISSUED:
         raise StatementNotIssued(f"statement {original.id} is a draft: refresh it instead")
     if Statement.objects.filter(
@@ -353,13 +385,16 @@ def statement_correct(*, statement_id: UUID | str, reason: str) -> Statement:
 def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement:
     """Number and issue a draft; from then on it never changes. Locks the price-book versions
     that priced its month."""
-    statement = (
-        Statement.objects.select_for_update(of=("self",))
-        .order_by()
-        .get(id=statement_get(statement_id=statement_id).id)
-    )
+    statement = _statement_for_update(statement_id)
     if statement.status != Statement.Status.DRAFT:
         raise StatementNotDraft(f"statement {statement.number} is issued and cannot change")
+    period = CostPeriod(statement.period_start, statement.period_end)
+    if cost_changed_since(period=period, since=statement.drafted_at):
+        raise StatementStale(
+            f"the cost of {period.label} changed since this draft was made (late usage or new "
+            "prices): refresh the drafts (statements run) and review them before issuing",
+            field="id",
+        )
     month = statement.period_start.strftime("%Y-%m")
     (sequence,) = counter_advance(series=f"statement:{month}")
     statement.number = f"{settings.PERCALL_STATEMENT_NUMBER_PREFIX}-{month}-{sequence:04d}"
@@ -368,7 +403,6 @@ def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement
     statement.issued_by = actor if getattr(actor, "pk", None) else None
     statement.full_clean()
     statement.save()
-    period = CostPeriod(statement.period_start, statement.period_end)
     price_book_versions_lock(
         version_ids=price_book_version_ids(period=period),
         through=statement.period_end - timedelta(days=1),

@@ -232,24 +232,31 @@ def cost_rollup_pending_run(*, batch_size: int = CLAIM_ROWS, max_batches: int = 
 
 
 def cost_days_reprice(*, limit: int = CLAIM_ROWS) -> int:
-    """Cost again, up to ``limit`` per transaction, every day costed with prices that have
-    changed since (a new or edited price-book version, a new FX rate); returns the pairs
-    rebuilt. Days an issued statement used cannot change prices (their versions are locked)."""
+    """Cost again, up to ``limit`` pairs per transaction, every (tenant, day) costed with prices
+    that have changed since (a new or edited price-book version, a new FX rate); returns the
+    pairs rebuilt. Days an issued statement used cannot change prices (their versions are
+    locked, and so are FX rates on or before their last day)."""
     rebuilt = 0
     while True:
         prices = PriceContext()
         with transaction.atomic():
-            stale_days = [
-                day
+            stale = [
+                (day, prices.key(day))
                 for day, key in CostDay.objects.values_list("day", "prices_key").distinct()
                 if key != prices.key(day)
             ]
-            if not stale_days:
+            pairs: list[TenantDay] = []
+            for day, current in stale:
+                room = limit - len(pairs)
+                if room <= 0:
+                    break
+                pairs += list(
+                    CostDay.objects.filter(day=day)
+                    .exclude(prices_key=current)
+                    .order_by("tenant_id")
+                    .values_list("tenant_id", "day")[:room]
+                )
+            if not pairs:
                 return rebuilt
-            pairs = list(
-                CostDay.objects.filter(day__in=stale_days)
-                .order_by("day", "tenant_id")
-                .values_list("tenant_id", "day")[:limit]
-            )
             cost_days_rebuild(pairs=pairs, prices=prices)
         rebuilt += len(pairs)
