@@ -291,12 +291,10 @@ def price_book_version_ids(*, period: CostPeriod) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def cost_changed_since(*, period: CostPeriod, since: datetime) -> bool:
-    """Whether any day of the period was costed again after ``since``, or is due to be for
-    new prices (its price key no longer matches)."""
+def prices_changed(*, period: CostPeriod) -> bool:
+    """Whether any costed day of the period is due to be costed again for new prices (its
+    price key no longer matches the price book and FX rates)."""
     days = CostDay.objects.filter(day__gte=period.start, day__lt=period.end)
-    if days.filter(built_at__gt=since).exists():
-        return True
     prices = PriceContext()
     return any(
         key != prices.key(day) for day, key in days.values_list("day", "prices_key").distinct()

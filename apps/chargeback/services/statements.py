@@ -40,9 +40,9 @@ from apps.core.money import quantize
 from apps.costs.selectors import (
     CostPeriod,
     cost_center_totals,
-    cost_changed_since,
     cost_rows_for_chargeback,
     price_book_version_ids,
+    prices_changed,
 )
 from apps.tenants.models import CostCenter
 
@@ -389,7 +389,13 @@ def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement
     if statement.status != Statement.Status.DRAFT:
         raise StatementNotDraft(f"statement {statement.number} is issued and cannot change")
     period = CostPeriod(statement.period_start, statement.period_end)
-    if cost_changed_since(period=period, since=statement.drafted_at):
+    # Stale when the month's prices changed and are not re-costed yet, or when its cost as it
+    # stands now no longer gives this draft's amounts (late usage costed since, whenever the
+    # transaction that costed it began).
+    current = period_centers(period).get(statement.cost_center_id) or _Center()
+    if prices_changed(period=period) or not _same(
+        statement, current, settings.PERCALL_OPERATOR_CURRENCY
+    ):
         raise StatementStale(
             f"the cost of {period.label} changed since this draft was made (late usage or new "
             "prices): refresh the drafts (statements run) and review them before issuing",
