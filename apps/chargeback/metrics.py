@@ -12,6 +12,7 @@ from uuid import UUID
 
 from apps.chargeback.services.mapping import CostCenterMap
 from apps.chargeback.services.statements import period_allocations
+from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.metrics import per, report
 from apps.costs.selectors import GROUPS, CostPeriod, GroupKey, cost_totals
 
@@ -63,7 +64,11 @@ def full_cost_per_call_metric(
     *, period: CostPeriod, group_by: tuple[str, ...] | None, tenant_id: UUID | None = None
 ) -> dict[str, Any]:
     groups = () if group_by is None else group_by
-    assert all(g in GROUPS for g in groups)
+    for g in groups:
+        if g not in GROUPS:
+            raise AnalyticsQueryInvalid(
+                f"group_by: {g!r} is not one of {', '.join(GROUPS)}", field="group_by"
+            )
     previous = period.previous()
     return report(
         metric="full_cost_per_call",
