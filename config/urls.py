@@ -11,6 +11,7 @@ urlpatterns = [
     # full_cost_per_call needs the shared-cost pools, so chargeback answers it before costs.
     path("api/v1/", include("apps.chargeback.api.urls")),
     path("api/v1/", include("apps.costs.api.urls")),
+    path("api/v1/", include("apps.alerts.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

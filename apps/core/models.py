@@ -22,3 +22,19 @@ class ExternalModel(BaseModel):
 
     class Meta:
         abstract = True
+
+
+class OutboxEvent(models.Model):
+    """A domain event (``invoice.finalized``, ``statement.issued``...) written in the
+    transaction that caused it, so it exists exactly when that change committed. Consumers in
+    higher apps (outbound webhooks) claim rows; the apps that publish never know who listens.
+    Append-only until claimed."""
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=64)
+    tenant_id = models.UUIDField(null=True, blank=True)  # None: the operator's own event
+    data = models.JSONField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "core_outbox_event"

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.costs",
     "apps.chargeback",
+    "apps.alerts",
     "apps.demo",
 ]
 
@@ -109,6 +110,7 @@ CELERY_TASK_ROUTES = {
     "billing.*": {"queue": "billing"},
     "costs.*": {"queue": "rollups"},
     "chargeback.*": {"queue": "billing"},
+    "alerts.*": {"queue": "webhooks"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
@@ -133,6 +135,11 @@ CELERY_BEAT_SCHEDULE = {
     # Statements for the month just closed are drafted once a day (the first run after month
     # end drafts them; later runs refresh drafts with late usage until finance issues them).
     "chargeback-statements": {"task": "chargeback.statements_run", "schedule": 86400.0},
+    # Webhook retries are due as soon as 5 s after a failure (Standard Webhooks' schedule);
+    # a sweep with nothing due is one indexed query.
+    "alerts-webhook-deliveries": {"task": "alerts.webhook_deliveries_run", "schedule": 5.0},
+    # Publishing kicks a dispatch after each commit; this sweep catches a lost kick.
+    "alerts-outbox-dispatch": {"task": "alerts.outbox_dispatch", "schedule": 60.0},
 }
 
 # --- Cache ----------------------------------------------------------------------------------

@@ -8,13 +8,15 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import BytesIO
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import time_machine
 from django.urls import URLResolver, get_resolver
 from pypdf import PdfReader
 
+from apps.alerts.models import WebhookEndpoint
+from apps.alerts.services.webhooks import webhook_endpoint_create
 from apps.billing.models import (
     CreditDebit,
     CreditGrant,
@@ -598,7 +600,54 @@ def check_operator_only_post(path: str):
     return check
 
 
+def _beta_endpoint(w: World):
+    return webhook_endpoint_create(
+        url="https://beta.example.com/hooks", tenant_id=w.beta.id, event_types=[]
+    )
+
+
+def check_webhook_endpoints(w: World):
+    beta_endpoint = _beta_endpoint(w)
+    own = w.a.post("/api/v1/webhooks/endpoints", {"url": "https://alpha.example.com/hooks"})
+    assert own.status_code == 201 and own.json()["tenant"] == "alpha"
+    listed = w.a.get("/api/v1/webhooks/endpoints")
+    assert [e["tenant"] for e in listed.json()["results"]] == ["alpha"]
+    assert str(beta_endpoint.id) not in listed.content.decode()
+    # alpha cannot make an endpoint that would receive beta's events
+    refused = w.a.post(
+        "/api/v1/webhooks/endpoints",
+        {"url": "https://alpha.example.com/steal", "tenant": "beta"},
+    )
+    assert refused.status_code == 404 and "Beta Secret" not in refused.content.decode()
+    assert WebhookEndpoint.objects.filter(tenant=w.beta).count() == 1
+    control = w.operator.get("/api/v1/webhooks/endpoints")
+    assert {e["tenant"] for e in control.json()["results"]} == {"alpha", "beta"}
+
+
+def check_webhook_endpoint_route(suffix: str, method: str = "get"):
+    def check(w: World):
+        beta_endpoint = _beta_endpoint(w)
+        url = f"/api/v1/webhooks/endpoints/{beta_endpoint.id}{suffix}"
+        response = getattr(w.a, method)(url)
+        assert response.status_code == 404, response.content
+        assert "beta.example.com" not in response.content.decode()
+        beta_endpoint.refresh_from_db()
+        assert beta_endpoint.active
+        control = w.operator.get(f"/api/v1/webhooks/endpoints/{beta_endpoint.id}")
+        assert control.status_code == 200
+
+    return check
+
+
 ISOLATION = {
+    "api/v1/webhooks/endpoints": check_webhook_endpoints,
+    "api/v1/webhooks/endpoints/<str:endpoint_id>": check_webhook_endpoint_route(""),
+    "api/v1/webhooks/endpoints/<str:endpoint_id>/rotate-secret": check_webhook_endpoint_route(
+        "/rotate-secret", "post"
+    ),
+    "api/v1/webhooks/endpoints/<str:endpoint_id>/deliveries/<str:delivery_id>/redeliver": (
+        check_webhook_endpoint_route(f"/deliveries/{UUID(int=1)}/redeliver", "post")
+    ),
     "api/v1/analytics/<str:metric>": check_operator_only_get("/api/v1/analytics/cost"),
     "api/v1/analytics/full_cost_per_call": check_operator_only_get(
         "/api/v1/analytics/full_cost_per_call"

@@ -27,6 +27,7 @@ from apps.billing.services.credits import (
     credits_spend,
     credits_spent_save,
 )
+from apps.billing.services.events import invoices_event_publish
 from apps.billing.services.numbering import numbers_allocate
 from apps.billing.services.pricing import (
     PeriodBill,
@@ -404,6 +405,7 @@ def _finalized_record(due: list[_Draft], debits: list[CreditDebit]) -> None:
         hashes[version.id] = version.content_hash
     rate_card_versions_lock(version_period_starts=versions, priced_hashes=hashes)
     _billed_through_advance([(d.bill, d.invoice) for d in due])
+    invoices_event_publish(topic="invoice.finalized", invoices=[d.invoice for d in due])
     for draft in due:
         job_enqueue_on_commit(
             name="billing.invoice_render_pdf", kwargs={"invoice_id": str(draft.invoice.id)}

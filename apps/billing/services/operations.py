@@ -19,6 +19,7 @@ from apps.billing.errors import (
 )
 from apps.billing.models import CreditNote, Invoice, PlanChange, Subscription
 from apps.billing.services.credits import credits_refund
+from apps.billing.services.events import invoices_event_publish
 from apps.billing.services.invoices import invoice_shown_changed, invoices_bill
 from apps.billing.services.numbering import numbers_allocate
 from apps.billing.services.pricing import NoRateCardVersion, period_bill
@@ -101,6 +102,7 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
     if was_finalized:
         invoice_shown_changed(invoice=invoice)
+    invoices_event_publish(topic="invoice.voided", invoices=[invoice])
     if not reissue or subscription is None or invoice.kind != Invoice.Kind.SUBSCRIPTION:
         return invoice
     draft = Invoice.objects.create(
@@ -134,6 +136,7 @@ def invoice_mark_paid(*, invoice_id: UUID) -> Invoice:
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at", "updated_at"])
     invoice_shown_changed(invoice=invoice)
+    invoices_event_publish(topic="invoice.paid", invoices=[invoice])
     return invoice
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.billing.errors import BillingInvalid, IdempotencyKeyReused
 from apps.billing.models import IdempotentRequest, Invoice, InvoiceLine
 from apps.billing.services.credits import credit_grant_issue
+from apps.billing.services.events import invoices_event_publish
 from apps.billing.services.invoices import content_hash
 from apps.billing.services.numbering import numbers_allocate
 from apps.catalog.models import CreditPack
@@ -124,5 +125,6 @@ def credit_pack_purchase(*, tenant: Tenant, pack: CreditPack) -> Invoice:
         purchase_invoice=invoice,
         pack_id=pack.id,
     )
+    invoices_event_publish(topic="invoice.finalized", invoices=[invoice])
     job_enqueue_on_commit(name="billing.invoice_render_pdf", kwargs={"invoice_id": str(invoice.id)})
     return invoice

@@ -37,6 +37,7 @@ from apps.chargeback.models import SharedCostPool, Statement, StatementLine
 from apps.chargeback.selectors import statement_get
 from apps.chargeback.services.mapping import CostCenterMap
 from apps.core.money import quantize
+from apps.core.outbox import outbox_publish
 from apps.costs.selectors import (
     CostPeriod,
     cost_center_totals,
@@ -412,6 +413,22 @@ def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement
     price_book_versions_lock(
         version_ids=price_book_version_ids(period=period),
         through=statement.period_end - timedelta(days=1),
+    )
+    center = statement.cost_center
+    outbox_publish(
+        topic="statement.issued",
+        tenant_id=None,
+        data={
+            "statement": {
+                "id": str(statement.id),
+                "number": statement.number,
+                "cost_center": center.code if center else "",
+                "period": period.label,
+                "currency": statement.currency,
+                "total": str(quantize(statement.total_amount, statement.currency)),
+                "corrects": str(statement.corrects_id) if statement.corrects_id else None,
+            }
+        },
     )
     return statement
 
