@@ -123,9 +123,9 @@ def _body(event: OutboxEvent) -> str:
 
 
 def outbox_dispatch(*, limit: int = 1000) -> int:
-    """Turn every published event into a message and its deliveries; returns the messages
-    written. Safe to run twice or concurrently (claims are disjoint, messages unique per
-    event)."""
+    """Turn every published event into a message and its deliveries (an event no endpoint
+    subscribes to leaves the outbox without one); returns the messages written. Safe to run
+    twice or concurrently: claims are disjoint, and a message is unique per event."""
     written = 0
     while True:
         with transaction.atomic():
@@ -134,6 +134,14 @@ def outbox_dispatch(*, limit: int = 1000) -> int:
                 return written
             endpoints = list(WebhookEndpoint.objects.filter(active=True))
             for event in events:
+                targets = [
+                    e
+                    for e in endpoints
+                    if (not e.event_types or event.topic in e.event_types)
+                    and (e.tenant_id is None or e.tenant_id == event.tenant_id)
+                ]
+                if not targets:  # nobody listens: the event is done with
+                    continue
                 message = WebhookMessage.objects.create(
                     msg_id=f"msg_{uuid.uuid4().hex}",
                     event_type=event.topic,
@@ -141,12 +149,6 @@ def outbox_dispatch(*, limit: int = 1000) -> int:
                     body=_body(event),
                     outbox_event_id=event.id,
                 )
-                targets = [
-                    e
-                    for e in endpoints
-                    if (not e.event_types or event.topic in e.event_types)
-                    and (e.tenant_id is None or e.tenant_id == event.tenant_id)
-                ]
                 WebhookDelivery.objects.bulk_create(
                     WebhookDelivery(endpoint=e, message=message, next_attempt_at=message.created_at)
                     for e in targets
