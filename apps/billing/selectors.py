@@ -9,7 +9,20 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    ExpressionWrapper,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from apps.billing.errors import InvoiceNotFound, SubscriptionNotFound
@@ -168,9 +181,9 @@ def invoice_totals_noted(*, invoice: Invoice) -> Decimal:
 
 @dataclass(frozen=True)
 class RevenueLine:
-    """Billed revenue of one invoice line (before credits and tax), with the feature it can
-    be attributed to: the line's ``feature`` group, else the feature its meter filters on,
-    else '' (base fees, commitments, usage of no one feature)."""
+    """Billed revenue (before credits and tax) of a tenant's invoice lines attributed to one
+    feature: a line's ``feature`` group, else the feature its meter filters on, else ''
+    (base fees, commitments, usage of no one feature)."""
 
     tenant_id: UUID
     currency: str
@@ -205,25 +218,51 @@ def revenue_lines(
             Q(invoice__period_start__range=window, adjusts_period_start=None)
             | Q(adjusts_period_start__range=window)
         )
-        .select_related("invoice__tenant")
     )
     if tenant_id is not None:
         lines = lines.filter(invoice__tenant_id=tenant_id)
+    # Summed in the database by what attribution needs: a month of a big operator is tens
+    # of thousands of lines, and model instances of each cost seconds.
     features = _meter_features()
+    # The feature a meter filters on, for lines without a feature group of their own.
+    meter_feature = Case(
+        *(When(meter_code=code, then=Value(feature)) for code, feature in features.items()),
+        default=Value(""),
+        output_field=CharField(),
+    )
+    grouped = (
+        lines.annotate(
+            began=Coalesce("adjusts_period_start", "invoice__period_start"),
+            feature=Coalesce(
+                NullIf(KT("dimensions__feature"), Value("")),
+                meter_feature,
+                output_field=CharField(),
+            ),
+            adjusting=ExpressionWrapper(
+                Q(adjusts_period_start__isnull=False), output_field=BooleanField()
+            ),
+        )
+        .order_by()
+        .values_list(
+            "invoice__tenant_id",
+            "invoice__tenant__timezone",
+            "invoice__currency",
+            "began",
+            "feature",
+            "adjusting",
+        )
+        .annotate(total=Sum("amount"))
+    )
     out = []
     billed = set()
-    for line in lines:
-        invoice = line.invoice
-        zone = ZoneInfo(invoice.tenant.timezone)
-        began = (line.adjusts_period_start or invoice.period_start).astimezone(zone).date()
-        if not first_day <= began < end_day:
+    zones: dict[str, ZoneInfo] = {}
+    for tenant, zone_name, currency, began, feature, adjusting, total in grouped:
+        zone = zones.get(zone_name) or zones.setdefault(zone_name, ZoneInfo(zone_name))
+        if not first_day <= began.astimezone(zone).date() < end_day:
             continue
-        if line.adjusts_period_start is None:
-            billed.add(invoice.tenant_id)
-        feature = str((line.dimensions or {}).get("feature") or features.get(line.meter_code, ""))
-        out.append(
-            RevenueLine(invoice.tenant_id, invoice.currency, feature, line.amount, "invoice")
-        )
+        if not adjusting:
+            billed.add(tenant)
+        out.append(RevenueLine(tenant, currency, str(feature or ""), total, "invoice"))
     at = at or timezone.now()
     if start <= at < end:
         open_subscriptions = Subscription.objects.filter(started_at__lte=at).exclude(
