@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 
 from apps.core.models import BaseModel, ExternalModel
 from apps.tenants.models import CostCenter
@@ -158,11 +159,13 @@ class Statement(ExternalModel):
         ordering = ["-period_start", "cost_center__code"]
         constraints = [
             # One open draft per cost center and month; the Unallocated one included.
+            # Coalesced, since NULLs are distinct in a unique index (and SQLite cannot say
+            # otherwise): 0 stands for the Unallocated statement, which no cost center id is.
             models.UniqueConstraint(
-                fields=["cost_center", "period_start"],
+                Coalesce("cost_center", Value(0)),
+                "period_start",
                 condition=Q(status="draft"),
                 name="statement_one_draft",
-                nulls_distinct=False,
             ),
         ]
 
