@@ -16,6 +16,7 @@ from uuid import UUID
 
 from django.conf import settings
 
+from apps.catalog.services.document import decimal_text
 from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.selectors import (
     GROUPS,
@@ -225,10 +226,7 @@ METRICS = (
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f") if value else "0"
-        return text
-    return value
+    return decimal_text(value) if isinstance(value, Decimal) else value
 
 
 def _labels(group_by: tuple[str, ...], key: GroupKey, names: dict[str, str]) -> dict[str, str]:

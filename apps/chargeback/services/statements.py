@@ -38,6 +38,7 @@ from apps.chargeback.selectors import statement_get
 from apps.chargeback.services.mapping import CostCenterMap
 from apps.core.money import quantize
 from apps.core.outbox import outbox_publish
+from apps.core.periods import month_add
 from apps.costs.selectors import (
     CostPeriod,
     cost_center_totals,
@@ -435,7 +436,5 @@ def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement
 
 def statement_period_last_closed(*, today: date | None = None) -> CostPeriod:
     """The UTC month before ``today``'s."""
-    today = today or timezone.now().date()
-    start = date(today.year, today.month, 1)
-    previous = date(start.year - (start.month == 1), 12 if start.month == 1 else start.month - 1, 1)
-    return CostPeriod(previous, start)
+    start = month_add(today or timezone.now().date(), 0)
+    return CostPeriod(month_add(start, -1), start)
