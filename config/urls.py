@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("apps.chargeback.api.urls")),
     path("api/v1/", include("apps.costs.api.urls")),
     path("api/v1/", include("apps.alerts.api.urls")),
+    path("api/v1/", include("apps.assurance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.costs",
     "apps.chargeback",
+    "apps.assurance",
     "apps.alerts",
     "apps.demo",
 ]
@@ -110,7 +111,10 @@ CELERY_TASK_ROUTES = {
     "billing.*": {"queue": "billing"},
     "costs.*": {"queue": "rollups"},
     "chargeback.*": {"queue": "billing"},
-    "alerts.*": {"queue": "webhooks"},
+    "assurance.*": {"queue": "billing"},
+    "alerts.webhook_deliveries_run": {"queue": "webhooks"},
+    "alerts.outbox_dispatch": {"queue": "webhooks"},
+    "alerts.*": {"queue": "default"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
@@ -140,6 +144,17 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-webhook-deliveries": {"task": "alerts.webhook_deliveries_run", "schedule": 5.0},
     # Publishing kicks a dispatch after each commit; this sweep catches a lost kick.
     "alerts-outbox-dispatch": {"task": "alerts.outbox_dispatch", "schedule": 60.0},
+    # Leakage is a finance concern, not a real-time one: a daily scan of the current and the
+    # last closed month finds it long before the month's books close (period closes also
+    # trigger a scan of the period just finalized).
+    "assurance-leakage-scan": {"task": "assurance.leakage_scan", "schedule": 86400.0},
+    # Budgets are read from rollups that lag about a minute; every 5 minutes crosses a
+    # threshold soon after it happens at the cost of one grouped query per measure.
+    "alerts-budgets-evaluate": {"task": "alerts.budgets_evaluate", "schedule": 300.0},
+    # Anomalies compare whole hours, so hourly is as often as a new hour can be judged.
+    "alerts-anomalies-detect": {"task": "alerts.anomalies_detect", "schedule": 3600.0},
+    # Forecasts work on whole days; one snapshot a day is what accuracy is measured on.
+    "alerts-forecasts-snapshot": {"task": "alerts.forecasts_snapshot", "schedule": 86400.0},
 }
 
 # --- Cache ----------------------------------------------------------------------------------

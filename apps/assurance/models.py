@@ -1,0 +1,1 @@
+"""Revenue assurance: leakage findings and the scans that record them."""
