@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apps.demo.business import FEATURES, TenantPlan
-from apps.demo.workflows import Event, trace_events
+from apps.demo.workflows import INCIDENT, Event, trace_events
 
 _HOUR = timedelta(hours=1)
 _CALIBRATION_TRACES = 200  # per feature: enough for the mean trace size within a few percent
@@ -114,6 +114,12 @@ def _schedule(
     return schedule
 
 
+def incident_tenant_pick(plans: list[TenantPlan]) -> TenantPlan | None:
+    """The partner the demo's incident happens to: the busiest one calling its feature."""
+    calling = [p for p in plans if p.size and p.mix.get(INCIDENT.feature)]
+    return max(calling, key=lambda p: p.size * p.mix[INCIDENT.feature], default=None)
+
+
 def traffic_events(
     *, seed: int, plans: list[TenantPlan], window: TrafficWindow, events: int
 ) -> Iterator[Event]:
@@ -122,9 +128,11 @@ def traffic_events(
     window and size, so a re-run sends duplicates, never new events."""
     rng = random.Random(f"percall-demo:{seed}:traffic")  # noqa: S311 (reproducible)
     schedule = _schedule(rng, plans, window, events, seed)
+    incident_tenant = incident_tenant_pick(plans)
     call_number = 0
     for hour in range(window.hours):
         hour_start = window.start + hour * _HOUR
+        incident = hour >= window.hours - INCIDENT.hours
         for tenant in schedule:
             expected = tenant.calls[hour]
             count = int(expected) + (rng.random() < expected - int(expected))
@@ -133,6 +141,7 @@ def traffic_events(
                 feature = rng.choices(tenant.features, cum_weights=tenant.cumulative)[0]
                 # End users are skewed too: a few power users make most calls.
                 user = f"user-{int(plan.users * rng.random() ** 2.5)}"
+                hit = incident and feature == INCIDENT.feature and plan is incident_tenant
                 yield from trace_events(
                     rng=rng,
                     tenant=plan.spec.external_id,
@@ -141,6 +150,7 @@ def traffic_events(
                     start=hour_start + timedelta(milliseconds=rng.randrange(3_600_000)),
                     id_prefix=f"demo-{seed}-{call_number}",
                     rate_limited=plan.rate_limited,
+                    deployment=INCIDENT.deployment if hit else "",
                 )
                 call_number += 1
 

@@ -9,6 +9,7 @@ millisecond, one per span, sent later in batches.
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,24 @@ from typing import Any
 from apps.demo.business import EXTERNAL_PRICES, FEATURES, MODELS, llm_cost
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What the demo plants for anomaly detection to find: over the window's last ``hours``,
+    the busiest partner calling ``feature`` gets a new release (``deployment``) of that
+    feature's service, which quietly moved to a dearer ``model``. Traffic stays the same; the
+    cost per call jumps several times over."""
+
+    feature: str
+    deployment: str
+    model: str
+    hours: int
+
+
+INCIDENT = Incident(
+    feature="summarize", deployment="summarize-2.4.0", model="claude-sonnet-4", hours=36
+)
 _RETRYABLE = (429, 429, 429, 500, 503)  # rate limits dominate upstream failures
 _SDKS = ("python/1.8.2", "node/3.2.0", "go/0.9.1", "curl")
 
@@ -25,10 +44,20 @@ class Trace:
     span's latency covers them all."""
 
     def __init__(
-        self, *, rng: random.Random, tenant: str, feature: str, start: datetime, id_prefix: str
+        self,
+        *,
+        rng: random.Random,
+        tenant: str,
+        feature: str,
+        start: datetime,
+        id_prefix: str,
+        deployment: str = "",
     ) -> None:
         spec = FEATURES[feature]
         self.rng = rng
+        # A release of the feature's service being rolled out (see ``INCIDENT``): tagged on
+        # every span as ``properties.deployment`` so cost can be traced back to it.
+        self.deployment = deployment
         self.cursor = start
         self.events: list[Event] = []
         self._id_prefix = id_prefix
@@ -63,6 +92,8 @@ class Trace:
             "latency_ms": _ms(duration),
             **attributes,
         }
+        if self.deployment:
+            event["properties"] = {**event.get("properties", {}), "deployment": self.deployment}
         self.events.append(event)
         self.cursor += duration + timedelta(milliseconds=self.rng.randrange(1, 15))
         return event
@@ -197,6 +228,8 @@ def _search(t: Trace, root: Event) -> int:
 def _summarize(t: Trace, root: Event) -> int:
     t.service("object-store", 40)
     model = "claude-3-5-haiku" if t.rng.random() < 0.6 else "gpt-4o-mini"
+    if t.deployment:
+        model = INCIDENT.model  # after the draw, so the random stream is the same either way
     chunks = 1 + int(t.rng.expovariate(0.9))
     for _ in range(min(chunks, 6)):
         if not t.llm(model, input_tokens=t.tokens(3000, 0.5), output_tokens=t.tokens(300)):
@@ -294,9 +327,11 @@ def trace_events(
     start: datetime,
     id_prefix: str,
     rate_limited: float,
+    deployment: str = "",
 ) -> list[Event]:
     """The events of one API call of ``feature``, or of a rate-limited call (429) and the
-    client's retries, each a trace of its own."""
+    client's retries, each a trace of its own. ``deployment`` tags the call's spans with a
+    release of the feature's service (and, for the incident's feature, changes its model)."""
     events: list[Event] = []
     attempt = 1
     while attempt < 3 and rng.random() < rate_limited:
@@ -306,7 +341,14 @@ def trace_events(
         events += refused.finish(refused.root(user=user, sdk_attempt=attempt), status_code=429)
         start += timedelta(seconds=2**attempt, milliseconds=rng.randrange(1000))
         attempt += 1
-    trace = Trace(rng=rng, tenant=tenant, feature=feature, start=start, id_prefix=id_prefix)
+    trace = Trace(
+        rng=rng,
+        tenant=tenant,
+        feature=feature,
+        start=start,
+        id_prefix=id_prefix,
+        deployment=deployment,
+    )
     root = trace.root(user=user, sdk_attempt=attempt)
     status = WORKFLOWS[feature](trace, root)
     return events + trace.finish(root, status_code=status)

@@ -131,6 +131,28 @@ def test_traffic_has_llm_costs_retries_cache_hits_and_external_calls(loaded):
     assert events.filter(endpoint="/v1/documents/{document_id}/extract").exists()
 
 
+def test_the_planted_incident_moves_one_partners_summaries_to_the_dearer_model(loaded):
+    # Given the demo's last 36 hours (10 days ending at NOW's hour: 12:00 on 10 March)
+    incident_start = datetime(2026, 3, 10, 12, tzinfo=UTC) - timedelta(hours=36)
+    tagged = Event.objects.filter(properties__deployment="summarize-2.4.0")
+    # Then only one partner's summarize calls carry the new release, all inside the window,
+    assert tagged.exists()
+    assert set(tagged.values_list("feature", flat=True)) == {"summarize"}
+    assert tagged.values("tenant_id").distinct().count() == 1
+    assert not tagged.filter(timestamp__lt=incident_start).exists()
+    # and every LLM call the release makes is on the dearer model
+    assert set(tagged.filter(type="llm.call").values_list("model", flat=True)) == {
+        "claude-sonnet-4"
+    }
+    # while the same partner's summaries before it never used that model.
+    tenant_id = tagged.first().tenant_id
+    before = Event.objects.filter(
+        tenant_id=tenant_id, feature="summarize", type="llm.call", timestamp__lt=incident_start
+    )
+    assert before.exists()
+    assert not before.filter(model="claude-sonnet-4").exists()
+
+
 def test_a_known_llm_call_costs_what_the_price_table_says():
     # gpt-4o: 2.50 USD per 1M fresh input tokens, 1.25 per 1M cached, 10.00 per 1M output.
     # 800 fresh + 200 cached + 500 output = 0.002 + 0.00025 + 0.005
