@@ -6,6 +6,8 @@ is the ``webhook-id``, stable across retries) and a ``WebhookDelivery`` per subs
 endpoint; every try is a ``WebhookAttempt`` row, the delivery log.
 """
 
+from typing import Any
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -107,7 +109,7 @@ class WebhookAttempt(BaseModel):
 # --- Budgets -----------------------------------------------------------------------------------
 
 # Figures measured against budgets: money at 12 places (costs are sub-cent), usage in units.
-FIGURE = {"max_digits": 38, "decimal_places": 12}
+FIGURE: dict[str, Any] = {"max_digits": 38, "decimal_places": 12}
 THRESHOLDS_DEFAULT = [70, 90, 110]
 
 
@@ -265,7 +267,9 @@ class EmailNotification(BaseModel):
     topic = models.CharField(max_length=64)
     to = models.EmailField()
     subject = models.CharField(max_length=300)
+    body = models.TextField(default="")  # rendered when queued: the outbox row is gone later
     sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # tries so far; gives up after a few
     error = models.CharField(max_length=300, blank=True)
 
     class Meta:

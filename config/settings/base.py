@@ -144,6 +144,9 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-webhook-deliveries": {"task": "alerts.webhook_deliveries_run", "schedule": 5.0},
     # Publishing kicks a dispatch after each commit; this sweep catches a lost kick.
     "alerts-outbox-dispatch": {"task": "alerts.outbox_dispatch", "schedule": 60.0},
+    # Dispatch kicks the email sender after queuing mail; this sweep retries failed sends
+    # (an SMTP outage) every 5 minutes until they go or run out of tries.
+    "alerts-emails-send": {"task": "alerts.email_notifications_send", "schedule": 300.0},
     # Leakage is a finance concern, not a real-time one: a daily scan of the current and the
     # last closed month finds it long before the month's books close (period closes also
     # trigger a scan of the period just finalized).
@@ -219,6 +222,27 @@ PERCALL_INVOICE_DUE_DAYS = env.int("PERCALL_INVOICE_DUE_DAYS", default=30)
 PERCALL_INVOICE_NUMBER_PREFIX = env("PERCALL_INVOICE_NUMBER_PREFIX", default="PC")
 PERCALL_CREDIT_NOTE_NUMBER_PREFIX = env("PERCALL_CREDIT_NOTE_NUMBER_PREFIX", default="CN")
 PERCALL_STATEMENT_NUMBER_PREFIX = env("PERCALL_STATEMENT_NUMBER_PREFIX", default="SB")
+
+# --- Assurance ------------------------------------------------------------------------------
+# Usage rated at zero is a leakage finding once it is more than this many times its charge's
+# free allowance (free units and zero-priced tiers).
+PERCALL_LEAKAGE_OVER_PLAN_FACTOR = env.int("PERCALL_LEAKAGE_OVER_PLAN_FACTOR", default=10)
+# A tenant or feature losing less than this (operator currency) in a month is no finding.
+PERCALL_LEAKAGE_MARGIN_FLOOR = env("PERCALL_LEAKAGE_MARGIN_FLOOR", default="1.00")
+
+# --- Budgets and notifications --------------------------------------------------------------
+# How long the limits check's cached answer lives. Evaluations refresh it when a budget's
+# state changes; the TTL only bounds staleness when a refresh is lost.
+PERCALL_LIMITS_CACHE_SECONDS = env.int("PERCALL_LIMITS_CACHE_SECONDS", default=60)
+# Budget, credit and invoice emails go through Django's email backend (SMTP by default).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=PERCALL_OPERATOR_EMAIL)
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -15,7 +15,8 @@ import time_machine
 from django.urls import URLResolver, get_resolver
 from pypdf import PdfReader
 
-from apps.alerts.models import WebhookEndpoint
+from apps.alerts.models import Anomaly, Budget, WebhookEndpoint
+from apps.alerts.services.budgets.manage import budget_create
 from apps.alerts.services.webhooks import webhook_endpoint_create
 from apps.billing.models import (
     CreditDebit,
@@ -639,8 +640,120 @@ def check_webhook_endpoint_route(suffix: str, method: str = "get"):
     return check
 
 
+def _beta_finding(w: World):
+    from apps.assurance.models import Finding
+
+    return Finding.objects.create(
+        category="unpriced", tenant=w.beta, period_start=date(2026, 11, 1),
+        subject="beta-secret-model", quantity=5, unit="events", amount_at_risk=0,
+        currency="USD", basis="cost", first_seen_at=NOW, last_seen_at=NOW,
+    )  # fmt: skip
+
+
+def check_leakage(path: str, method: str = "get", body: dict | None = None):
+    """Leakage figures are the operator's: a tenant-bound key gets 403 and changes nothing."""
+
+    def check(w: World):
+        finding = _beta_finding(w)
+        url = path.format(id=finding.id)
+        _refused(getattr(w.a, method)(url, body or {"period": "2026-11"}))
+        finding.refresh_from_db()
+        assert finding.status == "open"
+        if method == "get":
+            control = w.operator.get(url, {"period": "2026-11"})
+            assert control.status_code == 200, control.content
+
+    return check
+
+
+def _beta_budget(w: World):
+    return budget_create(
+        name="Beta Secret Holdings spend",
+        scope="tenant",
+        tenant=w.beta,
+        measure="cost",
+        amount=Decimal("10"),
+    )
+
+
+def check_budgets(w: World):
+    beta_budget = _beta_budget(w)
+    body = {"name": "alpha spend", "scope": "tenant", "measure": "cost", "amount": "100"}
+    own = w.a.post("/api/v1/budgets", body)
+    assert own.status_code == 201 and own.json()["tenant"] == "alpha", own.content
+    listed = w.a.get("/api/v1/budgets")
+    assert [b["tenant"] for b in listed.json()["results"]] == ["alpha"]
+    assert_no_beta_data(listed, str(beta_budget.id))
+    # alpha cannot make a budget of beta's spend, nor list beta's by name
+    refused = w.a.post("/api/v1/budgets", {**body, "tenant": "beta"})
+    assert refused.status_code == 404
+    assert_no_beta_data(refused)
+    assert w.a.get("/api/v1/budgets", {"tenant": "beta"}).status_code == 404
+    assert Budget.objects.filter(tenant=w.beta).count() == 1
+    control = w.operator.get("/api/v1/budgets")
+    assert {b["tenant"] for b in control.json()["results"]} == {"alpha", "beta"}
+
+
+def check_budget_route(suffix: str):
+    def check(w: World):
+        beta_budget = _beta_budget(w)
+        assert_reads_as_unknown(
+            lambda ref: w.a.get(f"/api/v1/budgets/{ref}{suffix}"), str(beta_budget.id)
+        )
+        control = w.operator.get(f"/api/v1/budgets/{beta_budget.id}{suffix}")
+        assert control.status_code == 200
+
+    return check
+
+
+def check_limits(w: World):
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/limits/{ref}"), "beta")
+    assert w.a.get("/api/v1/limits/alpha").json()["tenant"] == "alpha"
+    assert w.operator.get("/api/v1/limits/beta").json()["tenant"] == "beta"
+
+
+def check_anomaly_post(action: str):
+    """Acknowledging or resolving is the operator's: alpha's key gets 403 on beta's anomaly
+    (and on any), and the anomaly stays open."""
+
+    def check(w: World):
+        anomaly = Anomaly.objects.create(
+            tenant=w.beta,
+            scope="tenant",
+            kind="cost_jump",
+            hour=datetime(2026, 11, 20, 10, tzinfo=UTC),
+            observed=Decimal(2),
+            baseline_median=Decimal(1),
+            baseline_mad=Decimal(0),
+            baseline_method="hour_of_week",
+            score=Decimal(10),
+            detected_at=NOW,
+        )
+        _refused(w.a.post(f"/api/v1/anomalies/{anomaly.id}/{action}"))
+        anomaly.refresh_from_db()
+        assert anomaly.status == "open"
+        control = w.operator.post(f"/api/v1/anomalies/{anomaly.id}/{action}")
+        assert control.status_code == 200, control.content
+
+    return check
+
+
 ISOLATION = {
+    "api/v1/budgets": check_budgets,
+    "api/v1/budgets/<str:budget_id>": check_budget_route(""),
+    "api/v1/budgets/<str:budget_id>/alerts": check_budget_route("/alerts"),
+    "api/v1/limits/<str:external_id>": check_limits,
     "api/v1/webhooks/endpoints": check_webhook_endpoints,
+    "api/v1/leakage/report": check_leakage("/api/v1/leakage/report"),
+    "api/v1/leakage/findings": check_leakage("/api/v1/leakage/findings"),
+    "api/v1/leakage/findings/<str:finding_id>": check_leakage("/api/v1/leakage/findings/{id}"),
+    "api/v1/leakage/findings/<str:finding_id>/acknowledge": check_leakage(
+        "/api/v1/leakage/findings/{id}/acknowledge", "post", {}
+    ),
+    "api/v1/leakage/findings/<str:finding_id>/resolve": check_leakage(
+        "/api/v1/leakage/findings/{id}/resolve", "post", {"reason": "alpha tries"}
+    ),
+    "api/v1/leakage/scans": check_leakage("/api/v1/leakage/scans", "post", {"period": "2026-11"}),
     "api/v1/webhooks/endpoints/<str:endpoint_id>": check_webhook_endpoint_route(""),
     "api/v1/webhooks/endpoints/<str:endpoint_id>/rotate-secret": check_webhook_endpoint_route(
         "/rotate-secret", "post"
@@ -666,6 +779,11 @@ ISOLATION = {
     ),
     "api/v1/exports/focus": check_operator_only_get("/api/v1/exports/focus"),
     "api/v1/exports/chargeback-gl": check_operator_only_get("/api/v1/exports/chargeback-gl"),
+    "api/v1/anomalies": check_operator_only_get("/api/v1/anomalies"),
+    "api/v1/anomalies/<str:anomaly_id>/acknowledge": check_anomaly_post("acknowledge"),
+    "api/v1/anomalies/<str:anomaly_id>/resolve": check_anomaly_post("resolve"),
+    "api/v1/forecasts": check_operator_only_get("/api/v1/forecasts"),
+    "api/v1/forecasts/accuracy": check_operator_only_get("/api/v1/forecasts/accuracy"),
     "api/v1/tenants": check_tenant_list,
     "api/v1/tenants/<str:external_id>": check_tenant_detail,
     "api/v1/events": check_events,

@@ -114,7 +114,9 @@ class Migration(migrations.Migration):
                 ('topic', models.CharField(max_length=64)),
                 ('to', models.EmailField(max_length=254)),
                 ('subject', models.CharField(max_length=300)),
+                ('body', models.TextField(default='')),
                 ('sent_at', models.DateTimeField(blank=True, null=True)),
+                ('attempts', models.PositiveIntegerField(default=0)),
                 ('error', models.CharField(blank=True, max_length=300)),
             ],
             options={

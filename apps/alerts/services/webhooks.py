@@ -37,6 +37,7 @@ from apps.alerts.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
+from apps.alerts.services.notifications import email_notifications_queue
 from apps.alerts.services.signing import signature_header, webhook_secret_new
 from apps.core.jobs import job_enqueue_on_commit
 from apps.core.models import OutboxEvent
@@ -132,6 +133,7 @@ def outbox_dispatch(*, limit: int = 1000) -> int:
             events = _claim_outbox(limit)
             if not events:
                 return written
+            email_notifications_queue(events=events)  # before the events leave the outbox
             endpoints = list(WebhookEndpoint.objects.filter(active=True))
             for event in events:
                 targets = [

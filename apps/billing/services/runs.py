@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import F, Prefetch, Q
@@ -22,6 +23,7 @@ from apps.billing.services.pricing import NoRateCardVersion, PeriodBill, period_
 from apps.catalog.errors import CatalogChanged
 from apps.catalog.models import RateCardVersion
 from apps.catalog.selectors import rate_card_versions
+from apps.core.jobs import job_enqueue_on_commit
 from apps.core.periods import BillingPeriod, subscription_periods
 
 # A month has at least 28 days: a subscription billed through less than that ago has no period
@@ -124,6 +126,7 @@ def billing_run(
     report = RunReport()
     after: UUID | None = None
     retries = 0
+    closed: set[str] = set()  # the months (YYYY-MM) whose invoices this run finalized
     while True:
         resume = after
         try:
@@ -146,6 +149,17 @@ def billing_run(
         report.drafted += len(outcome.drafted)
         report.refreshed += len(outcome.refreshed)
         report.finalized += len(outcome.finalized)
+        closed |= {
+            f"{i.period_start.astimezone(ZoneInfo(i.tenant.timezone)):%Y-%m}"
+            for i in outcome.finalized
+        }
+    for month in sorted(closed):  # a period close: look for leakage in the month just closed
+        job_enqueue_on_commit(
+            name="assurance.leakage_scan",
+            kwargs={"period": month},
+            debounce_key=f"assurance.leakage_scan:{month}",
+            debounce_seconds=300,
+        )
     return report
 
 
