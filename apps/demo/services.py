@@ -18,6 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.alerts.models import Budget, BudgetPeriod
+from apps.assurance.models import Finding
 from apps.billing.selectors import invoice_list
 from apps.chargeback.selectors import statement_list
 from apps.chargeback.services.statements import statement_period_last_closed
@@ -231,6 +233,9 @@ class DemoInfo:
     draft_invoices: int = 0
     statements: int = 0
     statements_period: str = ""  # the month last closed, YYYY-MM
+    open_findings: int = 0  # leakage findings open for that month
+    throttled_tenant: str | None = None  # a partner over a throttling budget
+    this_month: str = ""  # YYYY-MM
 
 
 def demo_info_gather() -> DemoInfo:
@@ -250,6 +255,15 @@ def demo_info_gather() -> DemoInfo:
         "draft_invoices": invoices.filter(status="draft").count(),
         "statements": statement_list(period_start=period.start).count(),
         "statements_period": period.label,
+        "open_findings": Finding.objects.filter(
+            period_start=period.start, status=Finding.Status.OPEN
+        ).count(),
+        "throttled_tenant": BudgetPeriod.objects.filter(
+            over_limit=True, budget__scope=Budget.Scope.TENANT
+        )
+        .values_list("budget__tenant__external_id", flat=True)
+        .first(),
+        "this_month": f"{timezone.now():%Y-%m}",
     }
     if tenant is None:
         return DemoInfo(admin_login=login, tenant=None, example_body="", **counts)

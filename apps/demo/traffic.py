@@ -114,12 +114,6 @@ def _schedule(
     return schedule
 
 
-def incident_tenant_pick(plans: list[TenantPlan]) -> TenantPlan | None:
-    """The partner the demo's incident happens to: the busiest one calling its feature."""
-    calling = [p for p in plans if p.size and p.mix.get(INCIDENT.feature)]
-    return max(calling, key=lambda p: p.size * p.mix[INCIDENT.feature], default=None)
-
-
 def traffic_events(
     *, seed: int, plans: list[TenantPlan], window: TrafficWindow, events: int
 ) -> Iterator[Event]:
@@ -128,7 +122,6 @@ def traffic_events(
     window and size, so a re-run sends duplicates, never new events."""
     rng = random.Random(f"percall-demo:{seed}:traffic")  # noqa: S311 (reproducible)
     schedule = _schedule(rng, plans, window, events, seed)
-    incident_tenant = incident_tenant_pick(plans)
     call_number = 0
     for hour in range(window.hours):
         hour_start = window.start + hour * _HOUR
@@ -141,7 +134,7 @@ def traffic_events(
                 feature = rng.choices(tenant.features, cum_weights=tenant.cumulative)[0]
                 # End users are skewed too: a few power users make most calls.
                 user = f"user-{int(plan.users * rng.random() ** 2.5)}"
-                hit = incident and feature == INCIDENT.feature and plan is incident_tenant
+                hit = incident and feature == INCIDENT.feature
                 yield from trace_events(
                     rng=rng,
                     tenant=plan.spec.external_id,

@@ -22,9 +22,9 @@ Event = dict[str, Any]
 @dataclass(frozen=True)
 class Incident:
     """What the demo plants for anomaly detection to find: over the window's last ``hours``,
-    the busiest partner calling ``feature`` gets a new release (``deployment``) of that
-    feature's service, which quietly moved to a dearer ``model``. Traffic stays the same; the
-    cost per call jumps several times over."""
+    a new release (``deployment``) of ``feature``'s service serves every partner's calls of
+    it, and quietly moved to a dearer ``model``. Traffic stays the same; the cost per call
+    jumps several times over."""
 
     feature: str
     deployment: str

@@ -4,3 +4,8 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+
+# Locally, emails (budget, credit and invoice notifications) are written to files under var/
+# instead of going to an SMTP server that is not there; EMAIL_BACKEND overrides.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))  # noqa: F405

@@ -55,5 +55,27 @@ class Command(BaseCommand):
                 f"-H 'Authorization: Bearer {issued.plaintext}'",
                 f"  curl -sS '{BASE_URL}/api/v1/exports/focus?period={info.statements_period}' "
                 f"-H 'Authorization: Bearer {issued.plaintext}'",
+                "",
+                f"Revenue assurance: {info.open_findings} open leakage findings for "
+                f"{info.statements_period}, the reconciliation report, budgets and their alerts, "
+                "anomalies and this month's forecasts:",
+                *(
+                    f"  curl -sS '{BASE_URL}/api/v1/{path}' "
+                    f"-H 'Authorization: Bearer {issued.plaintext}'"
+                    for path in (
+                        f"leakage/report?period={info.statements_period}",
+                        f"leakage/findings?period={info.statements_period}&status=open",
+                        "budgets",
+                        "anomalies?status=open",
+                        f"forecasts?period={info.this_month}&scope=total",
+                    )
+                ),
             ]
+            if info.throttled_tenant:
+                lines += [
+                    f"The gateway's limits check: {info.throttled_tenant} is over a throttling "
+                    "budget:",
+                    f"  curl -sS '{BASE_URL}/api/v1/limits/{info.throttled_tenant}' "
+                    f"-H 'Authorization: Bearer {issued.plaintext}'",
+                ]
         self.stdout.write("\n".join(lines) + "\n")

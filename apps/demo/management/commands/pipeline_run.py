@@ -5,10 +5,19 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.alerts.models import BudgetAlert, BudgetPeriod, CreditAlert, EmailNotification
+from apps.alerts.selectors import forecast_accuracy
+from apps.alerts.services.budgets.evaluate import budgets_evaluate
+from apps.alerts.services.forecasts import insights_demo_run
+from apps.alerts.services.notifications import email_notifications_send
+from apps.alerts.services.webhooks import outbox_dispatch
+from apps.assurance.services.scans import leakage_scan
 from apps.billing.services.runs import billing_run
 from apps.chargeback.services.statements import statement_period_last_closed, statements_run
 from apps.core.clock import aware_time_parse
+from apps.core.periods import month_add
 from apps.costs.services.rollup import cost_days_reprice, cost_rollup_pending_run
+from apps.demo.guardrails import demo_forecast_backtest, demo_guardrails_ensure
 from apps.metering.services.rollup import rollup_pending_run
 
 
@@ -24,7 +33,9 @@ def _as_of(raw: str | None) -> datetime:
 class Command(BaseCommand):
     help = (
         "Run the pipeline once: roll up every queued (tenant, hour), then close every billing "
-        "period that ended (drafts, and finalized invoices with PDFs past the grace period). "
+        "period that ended (drafts, and finalized invoices with PDFs past the grace period), "
+        "cost the days, draft last month's statements, scan for leakage, evaluate budgets, "
+        "judge the last day for anomalies, snapshot forecasts and send what they announce. "
         "Idempotent."
     )
 
@@ -57,3 +68,36 @@ class Command(BaseCommand):
             f"  chargeback: {len(statements.drafted)} statements drafted for {period.label}"
             f", {len(statements.issued_unchanged) + len(statements.issued_differs)} issued"
         )
+        self._guardrails(as_of)
+
+    def _guardrails(self, as_of: datetime) -> None:
+        this_month = as_of.date().replace(day=1)
+        for month in (month_add(this_month, -1), this_month):
+            scan = leakage_scan(period_start=month)
+            found = ", ".join(f"{n} {c}" for c, n in sorted(scan.counts.items()) if n)
+            self.stdout.write(f"  leakage {month:%Y-%m}: {found or 'no findings'}")
+        demo_guardrails_ensure(today=as_of.date())
+        budgets = budgets_evaluate(as_of=as_of)
+        # Creating a budget evaluates it at once, so count what has fired, not this run's.
+        fired = BudgetAlert.objects.filter(kind=BudgetAlert.Kind.CROSSED).count()
+        limited = BudgetPeriod.objects.filter(over_limit=True).values_list(
+            "budget__name", flat=True
+        )
+        self.stdout.write(
+            f"  budgets: {budgets.budgets} evaluated, {fired} thresholds crossed in all, "
+            f"{CreditAlert.objects.count()} credit packs low"
+            + (f"; over limit: {', '.join(limited)}" if limited else "")
+        )
+        insights = insights_demo_run(as_of=as_of)
+        last_month = month_add(this_month, -1)
+        demo_forecast_backtest(month=last_month)
+        accuracy = forecast_accuracy(period_start=last_month)["overall"]["mape_pct"]
+        self.stdout.write(
+            f"  insights: {insights['anomalies']} anomalies in the last 24 hours, "
+            f"{insights['forecast_snapshots']} forecast snapshots; {last_month:%Y-%m} cost "
+            f"forecasts were off by {accuracy if accuracy is not None else '-'} % (MAPE)"
+        )
+        outbox_dispatch()  # with no broker, commits already kicked it; this catches the rest
+        email_notifications_send()
+        mailed = EmailNotification.objects.filter(sent_at__isnull=False).count()
+        self.stdout.write(f"  notifications: {mailed} emails sent in all")
