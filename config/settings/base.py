@@ -244,6 +244,11 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=PERCALL_OPERATOR_EMAIL)
 
+# --- Web pages (partner portal, finance console) --------------------------------------------
+# Failed sign-ins per username and per address before both are locked for the lockout time.
+PERCALL_SIGN_IN_MAX_FAILURES = env.int("PERCALL_SIGN_IN_MAX_FAILURES", default=5)
+PERCALL_SIGN_IN_LOCKOUT_SECONDS = env.int("PERCALL_SIGN_IN_LOCKOUT_SECONDS", default=900)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -199,6 +199,29 @@ def test_the_run_rate_forecast_of_a_steady_month(acme, clock):
     assert period_of(budget).forecast == D("300")
 
 
+def test_a_months_first_day_is_forecast_from_the_month_before(acme, clock):
+    # Given the 28 days before November (4 to 31 October) at 10.00 a day, and no whole day
+    # of November yet
+    clock.move_to(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    budget = cost_budget(acme, amount="1000")
+    october = [
+        {"id": f"oct{day}", "tenant": "acme", "type": "api.call", "cost": "10.00",
+         "timestamp": f"2026-10-{day:02d}T10:00:00Z"}
+        for day in range(4, 32)
+    ]  # fmt: skip
+    ingest_events(*october, backfill=True)
+    rollup_pending_run()
+    cost_rollup_pending_run()
+
+    budgets_evaluate()
+
+    # Then November (30 days) is projected from October's shape: 30 x 10.00 = 300, while
+    # nothing of it is spent yet
+    state = period_of(budget)
+    assert state.measured == 0
+    assert state.forecast == D("300")
+
+
 def test_cost_scopes_feature_workflow_endpoint_and_cost_center(make_tenant, clock):
     acme, globex = make_tenant("acme"), make_tenant("globex")
     ml = cost_center_create(code="ml", name="Machine learning")

@@ -67,11 +67,18 @@ def forecast_of(measured: Measured, target: Target, today: date) -> Forecast:
     if today >= target.end:
         return Forecast(total, total, total)
     elapsed = (today - target.start).days
+    history: list[Decimal] = []
     if measured.daily_known:
         daily = [measured.daily.get(d, Decimal(0)) for d in _days(target.start, elapsed)]
+        if measured.history:  # from the first day with a figure up to the period's start
+            first = min(measured.history)
+            history = [
+                measured.history.get(d, Decimal(0))
+                for d in _days(first, (target.start - first).days)
+            ]
     else:  # invoices: what is billed so far, spread over the days it took (a run rate)
         daily = [total / (elapsed + 1)] * (elapsed + 1)
-    projected = period_forecast(daily, days_total=days_total)
+    projected = period_forecast(daily, days_total=days_total, history=history)
     return Forecast(
         max(projected.total, total), max(projected.lower, total), max(projected.upper, total)
     )

@@ -40,6 +40,7 @@ TOP_DRIVERS = 5
 _SHARE = Decimal("0.01")  # % of the figure
 # The dimensions a cost budget's drivers are broken down by (its own scope's left out).
 _COST_DRIVERS = ("tenant", "feature", "endpoint", "workflow", "model")
+HISTORY_DAYS = 28  # four weekly seasons
 _COST_GRAIN = ("tenant_id", "day", "feature", "workflow", "endpoint", "team", "service", "model")
 
 
@@ -71,6 +72,9 @@ class Measured:
     daily: dict[date, Decimal] = field(default_factory=dict)
     by: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # dimension -> value -> sum
     daily_known: bool = True  # False: no daily breakdown (invoices)
+    # Days before the period (cost only, up to HISTORY_DAYS): the forecast fits on them, so a
+    # period's first days are projected from last month's shape, not from a day or two.
+    history: dict[date, Decimal] = field(default_factory=dict)
 
     def add(self, day: date, amount: Decimal, **dims: str) -> None:
         self.total += amount
@@ -137,7 +141,7 @@ def cost_measures(targets: list[Target]) -> dict[TargetKey, Measured]:
     centers = CostCenterMap.load()
     names = dict(Tenant.objects.values_list("id", "external_id"))
     for (start, end), group in _by_period(targets).items():
-        rows = CostRollup.objects.filter(day__gte=start, day__lt=end)
+        rows = CostRollup.objects.filter(day__gte=start - timedelta(HISTORY_DAYS), day__lt=end)
         tenants = _tenant_filter(group)
         if tenants is not None:
             rows = rows.filter(tenant_id__in=tenants)
@@ -155,9 +159,13 @@ def cost_measures(targets: list[Target]) -> dict[TargetKey, Measured]:
                 budget = target.budget
                 if not _cost_matches(budget, row, centers):
                     continue
+                measured = out[target.key]
+                if row["day"] < start:
+                    measured.history[row["day"]] = measured.history.get(row["day"], ZERO) + cost
+                    continue
                 skip = {budget.scope} | ({"tenant"} if budget.tenant_id else set())
                 dims = {k: v for k, v in values.items() if k not in skip}
-                out[target.key].add(row["day"], cost, **dims)
+                measured.add(row["day"], cost, **dims)
     return out
 
 
