@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("portal/", include("apps.portal.urls")),
+    path("console/", include("apps.console.urls")),
     path("api/v1/", include("apps.tenants.api.urls")),
     path("api/v1/", include("apps.metering.api.urls")),
     path("api/v1/", include("apps.catalog.api.urls")),

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import time_machine
 from django.db import connection
@@ -5,17 +7,24 @@ from django.db import connection
 from apps.tenants.services.api_keys import api_key_create
 from apps.tenants.services.tenants import tenant_create
 
+CHROMIUM = os.environ.get("PERCALL_CHROMIUM", "/usr/bin/chromium")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """PostgreSQL-only tests (concurrency, locking, partitions) skip, with the reason, on SQLite."""
+    """PostgreSQL-only tests (concurrency, locking, partitions) skip, with the reason, on
+    SQLite; browser tests skip, with the reason, where Debian's chromium is not installed."""
     from django.conf import settings
 
-    if settings.USING_POSTGRES:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    skip_browser = pytest.mark.skip(
+        reason=f"needs Chromium at {CHROMIUM}: apt-get install chromium (or set PERCALL_CHROMIUM)"
+    )
+    has_chromium = os.access(CHROMIUM, os.X_OK)
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        if "postgres" in item.keywords and not settings.USING_POSTGRES:
+            item.add_marker(skip_pg)
+        if "browser" in item.keywords and not has_chromium:
+            item.add_marker(skip_browser)
 
 
 @pytest.fixture
@@ -67,3 +76,42 @@ def clock(request):
     test can move it with ``clock.shift(...)``."""
     with time_machine.travel(request.module.NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium driven by Playwright (no browser download), headless, for the whole
+    session. The ORM is used from test code while Playwright's loop runs in the same thread,
+    which Django refuses unless told it is safe (it is: the loop only drives the browser)."""
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(params=[{"width": 1366, "height": 800}], ids=["laptop"])
+def page(request, chromium, live_server):
+    """A fresh browser page on the live server (``page.goto(path)`` takes a path), failing the
+    test on any JavaScript error or console error the page logged. Parametrize the viewport
+    indirectly (``@pytest.mark.parametrize("page", [PHONE], indirect=True)``) for phones."""
+    context = chromium.new_context(viewport=request.param, base_url=live_server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+PHONE = {"width": 390, "height": 844}

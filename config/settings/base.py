@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "apps.chargeback",
     "apps.assurance",
     "apps.alerts",
+    "apps.portal",
+    "apps.console",
     "apps.demo",
 ]
 
