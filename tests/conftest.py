@@ -94,19 +94,32 @@ def chromium():
         browser.close()
 
 
+def _page_problem(response) -> str | None:
+    """A failed load worth failing a test for (a browser's own favicon probe is not)."""
+    if response.status < 400 or response.url.endswith("/favicon.ico"):
+        return None
+    return f"{response.status} for {response.url}"
+
+
 @pytest.fixture(params=[{"width": 1366, "height": 800}], ids=["laptop"])
 def page(request, chromium, live_server):
     """A fresh browser page on the live server (``page.goto(path)`` takes a path), failing the
-    test on any JavaScript error or console error the page logged. Parametrize the viewport
-    indirectly (``@pytest.mark.parametrize("page", [PHONE], indirect=True)``) for phones."""
+    test on any JavaScript error, console error, or failed load (4xx/5xx, favicon aside) the
+    page had. Parametrize the viewport indirectly
+    (``@pytest.mark.parametrize("page", [PHONE], indirect=True)``) for phones."""
     context = chromium.new_context(viewport=request.param, base_url=live_server.url)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("response", lambda r: (problem := _page_problem(r)) and errors.append(problem))
+    # Failed loads are reported above with their address; the console's own line for them
+    # names none, so it is left out here.
     page.on(
         "console",
         lambda msg: (
-            errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+            errors.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
         ),
     )
     yield page
