@@ -61,6 +61,8 @@ class BillingBench:
     finalized: int
     pdf_renders: int
     pdf_s: float
+    leakage_s: float = 0.0  # a leakage scan of October over every tenant, after the run
+    findings: int = 0
 
 
 def _tenants_subscribe(count: int) -> list[uuid.UUID]:
@@ -116,6 +118,7 @@ def billing_measure(*, scratch: ScratchDatabase, tenants: int, events: int) -> B
     from django.conf import settings
     from django.db import transaction
 
+    from apps.assurance.services.scans import leakage_scan
     from apps.billing.models import Invoice
     from apps.billing.services.pdf import invoice_pdf_render
     from apps.billing.services.runs import billing_run
@@ -146,6 +149,10 @@ def billing_measure(*, scratch: ScratchDatabase, tenants: int, events: int) -> B
     run_s = time.perf_counter() - began
     if report.problems or report.finalized != tenants:
         raise RuntimeError(f"billing run: {report.as_dict()}")
+    began = time.perf_counter()
+    scan = leakage_scan(period_start=OCTOBER.date())
+    leakage_s = time.perf_counter() - began
+    print(f"bench: leakage scan in {leakage_s:.1f} s: {scan.counts}", file=sys.stderr)
     settings.MEDIA_ROOT = "/tmp/percall-bench-media"
     sample = list(Invoice.objects.order_by("number").values_list("id", flat=True)[:40])
     began = time.perf_counter()
@@ -153,5 +160,14 @@ def billing_measure(*, scratch: ScratchDatabase, tenants: int, events: int) -> B
         invoice_pdf_render(invoice_id=str(invoice_id))
     pdf_s = time.perf_counter() - began
     return BillingBench(
-        tenants, events, load_s, rollup_s, run_s, report.finalized, len(sample), pdf_s
+        tenants,
+        events,
+        load_s,
+        rollup_s,
+        run_s,
+        report.finalized,
+        len(sample),
+        pdf_s,
+        leakage_s,
+        sum(scan.counts.values()),
     )

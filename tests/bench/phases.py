@@ -283,7 +283,8 @@ def billing_phase(*, scratch: ScratchDatabase) -> dict[str, Any]:
     log(
         f"billing run: {result.finalized:,} invoices drafted and finalized in "
         f"{result.run_s:.1f} s ({rate:,.0f} invoices/s); PDFs: "
-        f"{result.pdf_renders / result.pdf_s:.1f} renders/s"
+        f"{result.pdf_renders / result.pdf_s:.1f} renders/s; leakage scan of the month: "
+        f"{result.leakage_s:.1f} s ({result.findings:,} findings)"
     )
     return {
         "billing_tenants": result.tenants,
@@ -292,6 +293,8 @@ def billing_phase(*, scratch: ScratchDatabase) -> dict[str, Any]:
         "billing_invoices_per_s": round(rate, 1),
         "billing_setup_rollup_s": round(result.rollup_s, 1),
         "pdf_renders_per_s": round(result.pdf_renders / result.pdf_s, 2),
+        "leakage_scan_s": round(result.leakage_s, 2),
+        "leakage_findings": result.findings,
     }
 
 
