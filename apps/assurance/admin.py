@@ -7,10 +7,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.assurance.models import Finding, LeakageScan
+from apps.core.admin import AuditedAdmin
 
 
 @admin.register(Finding)
-class FindingAdmin(admin.ModelAdmin):
+class FindingAdmin(AuditedAdmin):
     list_display = (
         "category",
         "tenant",
@@ -35,7 +36,7 @@ class FindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(LeakageScan)
-class LeakageScanAdmin(admin.ModelAdmin):
+class LeakageScanAdmin(AuditedAdmin):
     list_display = ("period_start", "started_at", "finished_at", "opened", "reopened", "resolved")
     readonly_fields = [f.name for f in LeakageScan._meta.fields]
 

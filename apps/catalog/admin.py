@@ -41,6 +41,7 @@ from apps.catalog.services.price_book import (
     price_book_day_unlocked_check,
     price_book_hash_refresh,
 )
+from apps.core.admin import AuditedAdmin
 from apps.core.money import currency_is_known, minor_units
 
 _CHARGE_FIELDS = (
@@ -195,7 +196,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(admin.ModelAdmin):
+class RateCardAdmin(AuditedAdmin):
     """Read-only: rate cards come from the catalog file; their name is part of every version's
     content hash, locked versions included."""
 
@@ -232,7 +233,7 @@ class LockedFilter(admin.SimpleListFilter):
 
 
 @admin.register(RateCardVersion)
-class RateCardVersionAdmin(admin.ModelAdmin):
+class RateCardVersionAdmin(AuditedAdmin):
     """A locked version (a finalized invoice was priced with it) is read-only, charges and all,
     and cannot be deleted. An unlocked one's charges are editable; saving them recomputes
     ``content_hash`` so ``catalog_apply`` still tells whether its file differs."""
@@ -342,7 +343,7 @@ def _money_check(form: forms.ModelForm, name: str, currency: str) -> None:
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(AuditedAdmin):
     """Editable: invoices copy what they bill. The currency follows the rate card, which may
     only be swapped for one in the same currency."""
 
@@ -401,7 +402,7 @@ class CreditPackForm(forms.ModelForm):
 
 
 @admin.register(CreditPack)
-class CreditPackAdmin(admin.ModelAdmin):
+class CreditPackAdmin(AuditedAdmin):
     """Editable: a purchase copies the pack's price and credits into its invoice and grant."""
 
     form = CreditPackForm
@@ -455,7 +456,7 @@ class UpstreamPriceInline(admin.TabularInline):
 
 
 @admin.register(PriceBookVersion)
-class PriceBookVersionAdmin(admin.ModelAdmin):
+class PriceBookVersionAdmin(AuditedAdmin):
     """Editable until an issued statement used it; then history, read-only. The catalog file
     is the other way in (``price_book:``), and the starter file is in apps/catalog/starter."""
 
@@ -490,7 +491,7 @@ def _unlocked_day_check(day: Any) -> None:
 
 
 @admin.register(FxRate)
-class FxRateAdmin(admin.ModelAdmin):
+class FxRateAdmin(AuditedAdmin):
     """FX rates on or before the last day an issued statement priced cannot change."""
 
     list_display = ("currency", "date", "rate")

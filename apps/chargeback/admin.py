@@ -9,17 +9,18 @@ from django.http import HttpRequest
 
 from apps.chargeback.models import CostCenterRule, SharedCostPool, Statement, StatementLine
 from apps.chargeback.services.statements import statement_issue
+from apps.core.admin import AuditedAdmin
 from apps.core.errors import ApplicationError
 
 
 @admin.register(CostCenterRule)
-class CostCenterRuleAdmin(admin.ModelAdmin):
+class CostCenterRuleAdmin(AuditedAdmin):
     list_display = ("field", "value", "cost_center")
     list_filter = ("field", "cost_center")
 
 
 @admin.register(SharedCostPool)
-class SharedCostPoolAdmin(admin.ModelAdmin):
+class SharedCostPoolAdmin(AuditedAdmin):
     list_display = ("code", "name", "amount", "method", "active")
     filter_horizontal = ("targets",)
 
@@ -36,7 +37,7 @@ class StatementLineInline(admin.TabularInline):
 
 
 @admin.register(Statement)
-class StatementAdmin(admin.ModelAdmin):
+class StatementAdmin(AuditedAdmin):
     list_display = ("number", "status", "cost_center", "period_start", "total_amount", "currency")
     list_filter = ("status", "period_start")
     inlines = [StatementLineInline]

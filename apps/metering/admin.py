@@ -1,16 +1,17 @@
 from django.contrib import admin
 
+from apps.core.admin import AuditedAdmin
 from apps.metering.models import IngestBatch, Meter, UsageRollup
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(AuditedAdmin):
     list_display = ["code", "event_type", "aggregation", "field"]
     search_fields = ["code", "event_type"]
 
 
 @admin.register(IngestBatch)
-class IngestBatchAdmin(admin.ModelAdmin):
+class IngestBatchAdmin(AuditedAdmin):
     """Intake history is append-only: visible, never edited."""
 
     list_display = [

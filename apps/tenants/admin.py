@@ -1,28 +1,29 @@
 from django.contrib import admin
 
+from apps.core.admin import AuditedAdmin
 from apps.tenants.models import ApiKey, CostCenter, Membership, Tenant
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(AuditedAdmin):
     list_display = ["external_id", "name", "currency", "timezone", "status", "first_call_at"]
     list_filter = ["status", "currency"]
     search_fields = ["external_id", "name", "billing_email"]
 
 
 @admin.register(CostCenter)
-class CostCenterAdmin(admin.ModelAdmin):
+class CostCenterAdmin(AuditedAdmin):
     list_display = ["code", "name", "parent"]
     search_fields = ["code", "name"]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "tenant", "role"]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
     """Keys are created with ``create_api_key`` (the plaintext is shown once); here they can be
     inspected and revoked, never read back."""
 
