@@ -11,14 +11,17 @@ from django.db.models import Count
 
 from apps.alerts.models import Budget, ForecastSnapshot
 from apps.alerts.services.budgets.manage import budget_create
-from apps.alerts.services.forecasts import forecasts_snapshot
+from apps.alerts.services.forecasts import forecast_actuals_fill, forecasts_snapshot
+from apps.core.periods import month_add
 from apps.costs.selectors import CostPeriod, cost_totals
 from apps.demo.workflows import INCIDENT
 from apps.metering.models import Event
 from apps.tenants.models import CostCenter, Tenant
 
 FINANCE_EMAIL = "finance@percall-demo.example"
-# Custom budgets cover the demo's traffic so far: the 28 days up to today.
+# Custom budgets cover the demo's traffic so far: the 28 days up to today, and to the end of
+# tomorrow so that today is inside the period in every tenant's timezone (a tenant budget's
+# days are the tenant's own).
 PILOT_DAYS = 28
 # The incident partner's budget is sized a little below what it spent in that time, and the
 # feature's well above, so the demo shows one budget past 110 % (throttled) and one between
@@ -94,7 +97,7 @@ def demo_guardrails_ensure(*, today: date) -> DemoGuardrails:
                 notify_emails=[FINANCE_EMAIL],
             )
             created += 1
-    window = CostPeriod(today - timedelta(days=PILOT_DAYS), today + timedelta(days=1))
+    window = CostPeriod(today - timedelta(days=PILOT_DAYS), today + timedelta(days=2))
     feature = f"{INCIDENT.feature} feature: {PILOT_DAYS}-day pilot cost"
     amount = _sized(_spent(window, "feature", INCIDENT.feature), _FEATURE_SHARE)
     if feature not in existing and amount is not None:
@@ -123,4 +126,7 @@ def demo_forecast_backtest(*, month: date) -> int:
         if not ForecastSnapshot.objects.filter(made_on=made_on).exists():
             forecasts_snapshot(made_on=made_on)
             made += 1
+    # The daily task records a month's actuals a day after it closes, for late events; the
+    # demo's traffic is all in, so its backtest is scored at once, even on the 1st.
+    forecast_actuals_fill(as_of=month_add(month, 1) + timedelta(days=2))
     return made
