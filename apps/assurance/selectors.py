@@ -6,13 +6,16 @@ these reads are operator-wide; ``tenant_id`` narrows them to one tenant.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from apps.assurance.detectors.billing import invoice_check
 from apps.assurance.detectors.usage import usage_check
@@ -147,15 +150,22 @@ def _at_risk(month: date, tenant_ids: list[UUID]) -> dict[tuple[UUID, str], Deci
     return {(r["tenant_id"], r["basis"]): r["total"] for r in rows}
 
 
-def leakage_report(*, period_start: date, tenant_id: UUID | None = None) -> dict[str, Any]:
-    """The month's reconciliation per tenant and in total: events (received, suppressed,
-    billable), money in each tenant's currency (billable at list now, billed, credited, at
-    risk by the open findings), and the usage-vs-billing accuracy (billed / billable)."""
+@dataclass
+class _ReportBase:
+    """What the report costs to compute (everything but the findings' amounts at risk)."""
+
+    month: date
+    operator_currency: str
+    lines: list[TenantLine]
+    unattributed: dict[str, int] | None
+    computed_at: datetime
+
+
+def _report_base(period_start: date, tenant_id: UUID | None) -> _ReportBase:
     scope = scan_scope(month=period_start, tenant_ids=None if tenant_id is None else [tenant_id])
-    usage = usage_check(scope=scope)
+    usage = usage_check(scope=scope, samples=False)
     money = invoice_check(scope=scope).money
     received, suppressed = _intake(scope)
-    risk = _at_risk(period_start, list(scope.months))
     lines = []
     for tid, tm in scope.months.items():
         kept = suppressed.get(tid, {"duplicates": 0, "conflicts": 0, "rejected": 0})
@@ -173,17 +183,43 @@ def leakage_report(*, period_start: date, tenant_id: UUID | None = None) -> dict
             "billable": bill.billable if bill else ZERO,
             "billed": bill.billed if bill else ZERO,
             "credited": bill.credited if bill else ZERO,
-            "at_risk_list_price": risk.get((tid, Finding.Basis.LIST_PRICE), ZERO),
-            "at_risk_cost": risk.get((tid, Finding.Basis.COST), ZERO),
         }
         lines.append(line)
     unattributed = suppressed.get(None) if tenant_id is None else None
-    return _report_dict(scope, lines, unattributed)
+    return _ReportBase(scope.month, scope.operator_currency, lines, unattributed, timezone.now())
 
 
-def _report_dict(
-    scope: ScanScope, lines: list[TenantLine], unattributed: dict[str, int] | None
-) -> dict[str, Any]:
+def report_generation_key(period_start: date) -> str:
+    """The cache key whose value changes each time a scan of the month commits: reports
+    cached before it are never read again."""
+    return f"leakage-report-generation:{period_start:%Y-%m}"
+
+
+def leakage_report(*, period_start: date, tenant_id: UUID | None = None) -> dict[str, Any]:
+    """The month's reconciliation per tenant and in total: events (received, suppressed,
+    billable), money in each tenant's currency (billable at list now, billed, credited, at
+    risk by the open findings), and the usage-vs-billing accuracy (billed / billable).
+
+    Everything but the amounts at risk is cached for ``PERCALL_LEAKAGE_REPORT_CACHE_SECONDS``
+    (and until the month's next scan), since it reprices the month's invoices; the answer's
+    ``computed_at`` says as of when. The amounts at risk are read live, so acknowledging or
+    resolving a finding shows at once."""
+    generation = cache.get(report_generation_key(period_start), 0)
+    key = f"leakage-report:{period_start:%Y-%m}:{tenant_id or 'all'}:{generation}"
+    base: _ReportBase | None = cache.get(key)
+    if base is None:
+        base = _report_base(period_start, tenant_id)
+        cache.set(key, base, settings.PERCALL_LEAKAGE_REPORT_CACHE_SECONDS)
+    risk = _at_risk(period_start, [line.tenant.id for line in base.lines])
+    for line in base.lines:
+        tid = line.tenant.id
+        line.money["at_risk_list_price"] = risk.get((tid, Finding.Basis.LIST_PRICE), ZERO)
+        line.money["at_risk_cost"] = risk.get((tid, Finding.Basis.COST), ZERO)
+    return _report_dict(base)
+
+
+def _report_dict(base: _ReportBase) -> dict[str, Any]:
+    lines, unattributed = base.lines, base.unattributed
     events: dict[str, int] = defaultdict(int)
     for line in lines:
         for name, value in line.events.items():
@@ -206,8 +242,9 @@ def _report_dict(
         for c, sums in sorted(by_currency.items())
     ]  # fmt: skip
     return {
-        "period": f"{scope.month:%Y-%m}",
-        "operator_currency": scope.operator_currency,
+        "period": f"{base.month:%Y-%m}",
+        "operator_currency": base.operator_currency,
+        "computed_at": base.computed_at.isoformat(),
         "tenants": [_line_dict(line) for line in lines],
         "total": {
             "events": dict(events),

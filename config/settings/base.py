@@ -231,6 +231,9 @@ PERCALL_STATEMENT_NUMBER_PREFIX = env("PERCALL_STATEMENT_NUMBER_PREFIX", default
 PERCALL_LEAKAGE_OVER_PLAN_FACTOR = env.int("PERCALL_LEAKAGE_OVER_PLAN_FACTOR", default=10)
 # A tenant or feature losing less than this (operator currency) in a month is no finding.
 PERCALL_LEAKAGE_MARGIN_FLOOR = env("PERCALL_LEAKAGE_MARGIN_FLOOR", default="1.00")
+# The reconciliation report reprices the month's invoices; its figures (all but the findings'
+# amounts at risk, read live) are cached this long, and until the month's next scan.
+PERCALL_LEAKAGE_REPORT_CACHE_SECONDS = env.int("PERCALL_LEAKAGE_REPORT_CACHE_SECONDS", default=300)
 
 # --- Budgets and notifications --------------------------------------------------------------
 # How long the limits check's cached answer lives. Evaluations refresh it when a budget's

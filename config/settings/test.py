@@ -9,3 +9,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL_FOR_WORKER_TESTS = CELERY_BROKER_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Tests change data and read the report again at once: no caching unless a test asks for it.
+PERCALL_LEAKAGE_REPORT_CACHE_SECONDS = 0

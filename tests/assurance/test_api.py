@@ -205,3 +205,34 @@ def test_the_report_over_the_api(operator, late):
     assert body["tenants"][0]["at_risk_list_price"] == "0.50"
     missing = operator.get("/api/v1/leakage/report")
     assert missing.status_code == 400 and missing.json()["error"]["field"] == "period"
+
+
+def test_the_report_is_cached_but_its_amounts_at_risk_are_live(
+    operator, late, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.PERCALL_LEAKAGE_REPORT_CACHE_SECONDS = 300
+    leakage_scan(period_start=OCTOBER)
+    first = leakage_report(period_start=OCTOBER)
+    assert first["tenants"][0]["at_risk_list_price"] == "0.50"
+
+    # Given 3 more calls after the invoice (3 x 0.10 more billable), the cached report does not
+    # see them yet, but resolving the finding shows at once
+    send(calls(3, day=30))
+    finding = Finding.objects.get(category="late_unbilled")
+    operator.post(f"/api/v1/leakage/findings/{finding.id}/resolve", {"reason": "billed"})
+    cached = leakage_report(period_start=OCTOBER)
+    assert cached["computed_at"] == first["computed_at"]
+    assert cached["tenants"][0]["billable_amount"] == "4.50"
+    assert cached["tenants"][0]["at_risk_list_price"] == "0.00"
+
+    # Then the month's next scan, once committed, makes the report compute afresh:
+    # calls (38 - 10) x 0.10 = 2.80 + tokens 2.00 = 4.80
+    with django_capture_on_commit_callbacks(execute=True):
+        leakage_scan(period_start=OCTOBER)
+    fresh = leakage_report(period_start=OCTOBER)
+    assert fresh["tenants"][0]["billable_amount"] == "4.80"
+    assert fresh["tenants"][0]["events"]["stored"] == 40
+    cache.clear()

@@ -60,7 +60,9 @@ def event_samples(query: Q, by: tuple[str, ...]) -> dict[tuple[Any, ...], list[s
     return found
 
 
-def usage_check(*, scope: ScanScope) -> UsageFigures:
+def usage_check(*, scope: ScanScope, samples: bool = True) -> UsageFigures:
+    """The month's stored and billable events per tenant, and the findings of usage nobody
+    could bill; ``samples=False`` skips their sample event ids (the report needs none)."""
     figures = UsageFigures()
     costs = cost_by_type(scope)
     for window, tenant_ids in scope.by_window().items():
@@ -74,8 +76,8 @@ def usage_check(*, scope: ScanScope) -> UsageFigures:
         )
         for row in rows:
             figures.events[row["tenant_id"]] = int(row["n"] or 0)
-    figures.found.extend(_no_subscription(scope, figures.events, costs))
-    figures.found.extend(_unpriced(scope, figures, costs))
+    figures.found.extend(_no_subscription(scope, figures.events, costs, samples))
+    figures.found.extend(_unpriced(scope, figures, costs, samples))
     return figures
 
 
@@ -83,7 +85,10 @@ def usage_check(*, scope: ScanScope) -> UsageFigures:
 
 
 def _no_subscription(
-    scope: ScanScope, events: dict[UUID, int], costs: dict[tuple[UUID, str], tuple[int, Decimal]]
+    scope: ScanScope,
+    events: dict[UUID, int],
+    costs: dict[tuple[UUID, str], tuple[int, Decimal]],
+    with_samples: bool = True,
 ) -> list[Detected]:
     """Events at a moment no subscription of their tenant was active: every event of a month
     without one (counted from the rollups), else the events in the gaps (from raw events)."""
@@ -108,7 +113,11 @@ def _no_subscription(
         counts.update({r["tenant_id"]: r["n"] for r in rows if r["n"]})
     if not counts:
         return []
-    samples = event_samples(gaps_q & Q(tenant_id__in=list(counts)), ("tenant_id",))
+    samples = (
+        event_samples(gaps_q & Q(tenant_id__in=list(counts)), ("tenant_id",))
+        if with_samples
+        else {}
+    )
     found = []
     for tenant_id, n in sorted(counts.items(), key=lambda item: str(item[0])):
         types = sorted({t for (tenant, t) in costs if tenant == tenant_id})
@@ -217,7 +226,10 @@ def _priced_counts(
 
 
 def _unpriced(
-    scope: ScanScope, figures: UsageFigures, costs: dict[tuple[UUID, str], tuple[int, Decimal]]
+    scope: ScanScope,
+    figures: UsageFigures,
+    costs: dict[tuple[UUID, str], tuple[int, Decimal]],
+    with_samples: bool = True,
 ) -> list[Detected]:
     """Events of a tenant with a rate card that no charge of it prices, per event type.
     Child spans of a type no meter measures at all are left out: they are the telemetry of
@@ -251,7 +263,11 @@ def _unpriced(
             timestamp__lt=window.end,
         )
         calls = Q(type__in=metered) | Q(parent_span_id__isnull=True)
-        samples = event_samples(sampled & _unpriced_q(version) & calls, ("tenant_id", "type"))
+        samples = (
+            event_samples(sampled & _unpriced_q(version) & calls, ("tenant_id", "type"))
+            if with_samples
+            else {}
+        )
         for (tenant_id, event_type), (total, billable) in sorted(unpriced.items(), key=str):
             n = total - billable
             found.append(

@@ -5,12 +5,14 @@ findings in scope, upserts what was found and resolves what is no longer found, 
 ``leakage.detected`` for every finding that is new or back after being resolved.
 """
 
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,6 +25,7 @@ from apps.assurance.detectors.billing import (
 from apps.assurance.detectors.usage import rollup_mismatch, uncosted, usage_check
 from apps.assurance.models import Finding, LeakageScan
 from apps.assurance.scope import Detected, scan_scope
+from apps.assurance.selectors import report_generation_key
 from apps.core.outbox import outbox_publish_many
 from apps.tenants.models import Tenant
 
@@ -76,6 +79,9 @@ def leakage_scan(*, period_start: date, tenant_ids: list[UUID] | None = None) ->
         scan.updated, scan.resolved = len(changes.changed), len(changes.resolved)
         scan.save()
         _publish([*changes.new, *changes.reopened])
+        # The month's cached reports are out of date once this commits.
+        generation = report_generation_key(period_start)
+        transaction.on_commit(lambda: cache.set(generation, time.time_ns(), None))
     return scan
 
 
