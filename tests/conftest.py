@@ -78,20 +78,25 @@ def clock(request):
         yield traveller
 
 
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's chromium driven by Playwright (no browser download), headless, for the whole
-    session. The ORM is used from test code while Playwright's loop runs in the same thread,
-    which Django refuses unless told it is safe (it is: the loop only drives the browser)."""
-    from playwright.sync_api import sync_playwright
+# Browser tests run on pytest-playwright's fixtures (``browser``, ``context``, its CLI
+# options such as ``--headed``, ``--slowmo``, ``--tracing``), pointed at Debian's chromium
+# (Playwright downloads no browser here) and at pytest-django's live server.
+LAPTOP = {"width": 1366, "height": 800}
 
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Launch ``/usr/bin/chromium`` (or ``PERCALL_CHROMIUM``). Test code uses the ORM while
+    Playwright's loop runs in the same thread, which Django refuses unless told it is safe
+    (it is: the loop only drives the browser)."""
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-        )
-        yield browser
-        browser.close()
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args, live_server):
+    """Every page's relative URLs go to the live server."""
+    return {**browser_context_args, "base_url": live_server.url, "viewport": LAPTOP}
 
 
 def _page_problem(response) -> str | None:
@@ -101,14 +106,14 @@ def _page_problem(response) -> str | None:
     return f"{response.status} for {response.url}"
 
 
-@pytest.fixture(params=[{"width": 1366, "height": 800}], ids=["laptop"])
-def page(request, chromium, live_server):
-    """A fresh browser page on the live server (``page.goto(path)`` takes a path), failing the
-    test on any JavaScript error, console error, or failed load (4xx/5xx, favicon aside) the
-    page had. Parametrize the viewport indirectly
+@pytest.fixture(params=[LAPTOP], ids=["laptop"])
+def page(request, context):
+    """pytest-playwright's page on the live server (``page.goto(path)`` takes a path), failing
+    the test on any JavaScript error, console error, or failed load (4xx/5xx, favicon aside)
+    the page had. Parametrize the viewport indirectly
     (``@pytest.mark.parametrize("page", [PHONE], indirect=True)``) for phones."""
-    context = chromium.new_context(viewport=request.param, base_url=live_server.url)
     page = context.new_page()
+    page.set_viewport_size(request.param)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.on("response", lambda r: (problem := _page_problem(r)) and errors.append(problem))
@@ -123,7 +128,6 @@ def page(request, chromium, live_server):
         ),
     )
     yield page
-    context.close()
     assert errors == [], errors
 
 

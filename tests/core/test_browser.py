@@ -24,13 +24,11 @@ def test_the_harness_runs_at_phone_width(page):
     assert page.viewport_size == PHONE
 
 
-def test_a_script_error_on_a_page_is_caught(chromium, live_server):
-    context = chromium.new_context(base_url=live_server.url)
+def test_a_script_error_on_a_page_is_caught(context):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto("/admin/login/")
     page.evaluate("setTimeout(() => { throw new Error('boom') }, 0)")
     page.wait_for_timeout(100)
-    context.close()
     assert errors and "boom" in errors[0]
