@@ -15,3 +15,21 @@ class TenantInvalid(ApplicationError):
 
 class ApiKeyInvalid(ApplicationError):
     code = "api_key_invalid"
+
+
+class MembershipNotFound(NotFound):
+    code = "membership_not_found"
+
+
+class MembershipExists(Conflict):
+    code = "membership_exists"
+
+
+class MembershipInvalid(ApplicationError):
+    code = "membership_invalid"
+
+
+class LastOwner(Conflict):
+    """Removing or demoting the tenant's only owner would leave nobody to manage its team."""
+
+    code = "last_owner"
