@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from apps.alerts.models import Budget, BudgetPeriod
@@ -23,6 +24,7 @@ from apps.assurance.models import Finding
 from apps.billing.selectors import invoice_list
 from apps.chargeback.selectors import statement_list
 from apps.chargeback.services.statements import statement_period_last_closed
+from apps.console.access import FINANCE_GROUP
 from apps.demo.billing import DemoBilling, demo_billing_ensure
 from apps.demo.business import (
     COST_CENTERS,
@@ -45,11 +47,18 @@ from apps.tenants.errors import TenantExists
 from apps.tenants.models import CostCenter
 from apps.tenants.selectors import tenant_list
 from apps.tenants.services.api_keys import IssuedApiKey, api_key_create
+from apps.tenants.services.memberships import membership_invite
 from apps.tenants.services.tenants import cost_center_create, tenant_create
 
 DEMO_ADMIN_USERNAME = "admin"
 # Demo only: `make run` on a laptop, never a deployed Percall.
 DEMO_ADMIN_PASSWORD = "admin"  # noqa: S105
+DEMO_PARTNER_USERNAME = "partner"
+DEMO_PARTNER_EMAIL = "partner@percall-demo.example"
+DEMO_PARTNER_PASSWORD = "partner"  # noqa: S105  (demo only, like the admin's)
+DEMO_FINANCE_USERNAME = "finance"
+DEMO_FINANCE_PASSWORD = "finance"  # noqa: S105  (demo only, like the admin's)
+DEMO_BASE_URL = "http://127.0.0.1:8000"
 DEMO_KEY_NAME = "demo ingest key"
 DEMO_CALLER = IngestCaller(api_key_prefix="demo")
 BATCH_SIZE = 5000  # the ingestion API's largest batch
@@ -108,6 +117,44 @@ def demo_window(*, plans: list[TenantPlan], days: int, now: datetime) -> Traffic
     if start + timedelta(days=days) > end:  # loaded for another period: no future events
         return window
     return TrafficWindow(start=start, end=start + timedelta(days=days))
+
+
+def demo_partner_ensure(*, plans: list[TenantPlan]) -> list[str]:
+    """The demo's partner login ``partner``/``partner``: an owner of the two busiest demo
+    tenants, invited through the membership service like any partner's colleague (so the
+    switcher has two to choose from). Returns their external ids. Demo only."""
+    users = get_user_model()
+    person = users.objects.filter(username=DEMO_PARTNER_USERNAME).first()
+    if person is None:
+        person = users.objects.create_user(
+            username=DEMO_PARTNER_USERNAME, email=DEMO_PARTNER_EMAIL, password=DEMO_PARTNER_PASSWORD
+        )
+    admin = users.objects.get(username=DEMO_ADMIN_USERNAME)
+    busiest = [p.spec.external_id for p in sorted(plans, key=lambda p: -p.size)[:2]]
+    tenants = tenant_list(scope_tenant_id=None).filter(external_id__in=busiest)
+    for tenant in tenants:
+        if not person.memberships.filter(tenant=tenant).exists():
+            membership_invite(
+                tenant=tenant, email=DEMO_PARTNER_EMAIL, role="owner", invited_by=admin,
+                base_url=DEMO_BASE_URL,
+            )  # fmt: skip
+    return busiest
+
+
+def demo_finance_ensure() -> bool:
+    """The demo's finance login ``finance``/``finance``: staff in the console's finance group,
+    not a superuser. Returns whether it was created. Demo only."""
+    users = get_user_model()
+    if users.objects.filter(username=DEMO_FINANCE_USERNAME).exists():
+        return False
+    person = users.objects.create_user(
+        username=DEMO_FINANCE_USERNAME,
+        email="finance@percall-demo.example",
+        password=DEMO_FINANCE_PASSWORD,
+        is_staff=True,
+    )
+    person.groups.add(Group.objects.get_or_create(name=FINANCE_GROUP)[0])
+    return True
 
 
 def demo_admin_ensure() -> bool:
@@ -175,6 +222,8 @@ def demo_load(*, events: int, seed: int, days: int, if_empty: bool) -> DemoLoadR
     # Billing first: meters defined before the traffic are rolled up with it, hour by hour,
     # instead of rebuilt over every hour afterwards.
     billing = demo_billing_ensure(plans=plans)
+    demo_partner_ensure(plans=plans)
+    demo_finance_ensure()
     totals = _traffic_send(seed=seed, plans=plans, window=window, events=events)
     return DemoLoadResult(
         tenants=_demo_tenant_count(),
@@ -236,6 +285,9 @@ class DemoInfo:
     open_findings: int = 0  # leakage findings open for that month
     throttled_tenant: str | None = None  # a partner over a throttling budget
     this_month: str = ""  # YYYY-MM
+    partner_login: str | None = None  # "partner / partner" while it keeps its demo password
+    partner_tenants: tuple[str, ...] = ()
+    finance_login: str | None = None  # "finance / finance" while it keeps its demo password
 
 
 def demo_info_gather() -> DemoInfo:
@@ -245,6 +297,18 @@ def demo_info_gather() -> DemoInfo:
     login = None
     if admin is not None and admin.check_password(DEMO_ADMIN_PASSWORD):
         login = f"{DEMO_ADMIN_USERNAME} / {DEMO_ADMIN_PASSWORD}"
+    partner = get_user_model().objects.filter(username=DEMO_PARTNER_USERNAME).first()
+    partner_login: str | None = None
+    partner_tenants: tuple[str, ...] = ()
+    if partner is not None and partner.check_password(DEMO_PARTNER_PASSWORD):
+        partner_login = f"{DEMO_PARTNER_USERNAME} / {DEMO_PARTNER_PASSWORD}"
+        partner_tenants = tuple(
+            partner.memberships.order_by("tenant__name").values_list("tenant__name", flat=True)
+        )
+    finance = get_user_model().objects.filter(username=DEMO_FINANCE_USERNAME).first()
+    finance_login = None
+    if finance is not None and finance.check_password(DEMO_FINANCE_PASSWORD):
+        finance_login = f"{DEMO_FINANCE_USERNAME} / {DEMO_FINANCE_PASSWORD}"
     tenants = tenant_list(scope_tenant_id=None)
     tenant = tenants.filter(external_id__in=_demo_ids()).order_by("registered_at").first()
     tenant = tenant or tenants.first()
@@ -264,6 +328,9 @@ def demo_info_gather() -> DemoInfo:
         .values_list("budget__tenant__external_id", flat=True)
         .first(),
         "this_month": f"{timezone.now():%Y-%m}",
+        "partner_login": partner_login,
+        "partner_tenants": partner_tenants,
+        "finance_login": finance_login,
     }
     if tenant is None:
         return DemoInfo(admin_login=login, tenant=None, example_body="", **counts)

@@ -211,3 +211,28 @@ def test_demo_info_prints_a_working_key_and_curl_example(loaded, client):
     )
     assert response.status_code == 200, response.content
     assert response.json()["accepted"] == 1
+
+
+def test_the_demo_partner_signs_in_to_the_portal_for_two_partners(loaded, client):
+    output = run("demo_info")
+    assert "partner / partner" in output
+    # the partner was invited like any colleague: owner of the two busiest demo tenants
+    signed_in = client.post(
+        "/portal/login/", {"username": "partner", "password": "partner"}, follow=True
+    )
+    # two tenants: the portal asks which one to act for
+    assert signed_in.status_code == 200
+    assert signed_in.redirect_chain[-1][0].endswith("/portal/tenants/")
+    partner = get_user_model().objects.get(username="partner")
+    assert sorted(partner.memberships.values_list("role", flat=True)) == ["owner", "owner"]
+
+
+def test_the_demo_finance_user_signs_in_to_the_console(loaded, client):
+    output = run("demo_info")
+    assert "finance / finance" in output
+    signed_in = client.post(
+        "/console/login/", {"username": "finance", "password": "finance"}, follow=True
+    )
+    assert signed_in.status_code == 200
+    assert signed_in.redirect_chain[-1][0].startswith("/console/")
+    assert get_user_model().objects.get(username="finance").is_superuser is False

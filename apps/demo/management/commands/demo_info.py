@@ -22,6 +22,15 @@ class Command(BaseCommand):
             f"  API docs:  {BASE_URL}/api/docs/",
             f"  Admin:     {BASE_URL}/admin/"
             + (f"  (demo login: {info.admin_login})" if info.admin_login else ""),
+            f"  Portal:    {BASE_URL}/portal/"
+            + (
+                f"  (demo partner login: {info.partner_login}, owner of "
+                f"{' and '.join(info.partner_tenants)})"
+                if info.partner_login
+                else ""
+            ),
+            f"  Console:   {BASE_URL}/console/"
+            + (f"  (demo finance login: {info.finance_login})" if info.finance_login else ""),
             f"  Invoices:  {BASE_URL}/admin/billing/invoice/  (finalized, with PDFs: "
             f"{info.finalized_invoices}; drafts: {info.draft_invoices})",
             f"  Chargeback: {BASE_URL}/admin/chargeback/statement/  ({info.statements} "

@@ -11,6 +11,7 @@ from apps.alerts.services.budgets.evaluate import budgets_evaluate
 from apps.alerts.services.forecasts import insights_demo_run
 from apps.alerts.services.notifications import email_notifications_send
 from apps.alerts.services.webhooks import outbox_dispatch
+from apps.assurance.selectors import leakage_report
 from apps.assurance.services.scans import leakage_scan
 from apps.billing.services.runs import billing_run
 from apps.chargeback.services.statements import statement_period_last_closed, statements_run
@@ -74,6 +75,7 @@ class Command(BaseCommand):
         this_month = as_of.date().replace(day=1)
         for month in (month_add(this_month, -1), this_month):
             scan = leakage_scan(period_start=month)
+            leakage_report(period_start=month)  # warm it for the console, as the task does
             found = ", ".join(f"{n} {c}" for c, n in sorted(scan.counts.items()) if n)
             self.stdout.write(f"  leakage {month:%Y-%m}: {found or 'no findings'}")
         demo_guardrails_ensure(today=as_of.date())
