@@ -50,3 +50,39 @@ def test_database_url_and_broker_switch_to_postgres_and_workers():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
+
+
+def _deploy_check(**env: str) -> subprocess.CompletedProcess[str]:
+    """``check --deploy --fail-level WARNING`` under production settings with only the
+    three variables a deployment must set (anything else of the caller's left out)."""
+    keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV")
+    base = {k: v for k, v in os.environ.items() if k in keep}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=base | {"DJANGO_SETTINGS_MODULE": "config.settings.production"} | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_deploy_check_is_clean_with_only_the_required_variables():
+    result = _deploy_check(
+        SECRET_KEY="k" * 20 + "-Production-Secret-Value-9f8e7d6c5b4a",
+        ALLOWED_HOSTS="billing.example.com",
+        DATABASE_URL="postgres://percall@db.example:5432/percall",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_the_deploy_check_fails_on_a_weak_secret_key():
+    # the check exists to catch this: a short, low-variety key is refused at WARNING level
+    result = _deploy_check(
+        SECRET_KEY="short",
+        ALLOWED_HOSTS="billing.example.com",
+        DATABASE_URL="postgres://percall@db.example:5432/percall",
+    )
+    assert result.returncode != 0
+    assert "security.W009" in result.stderr + result.stdout
