@@ -22,6 +22,7 @@ from apps.costs.selectors import (
     GROUPS,
     CostPeriod,
     GroupKey,
+    analytics_max_groups,
     cost_daily,
     cost_totals,
     revenue_totals,
@@ -303,9 +304,12 @@ def simple_metric(
     metric = SIMPLE_METRICS[name]
     groups = _checked(metric, name, metric.default_group_by if group_by is None else group_by)
     previous = period.previous()
+    cap = analytics_max_groups()
 
     def figures(p: CostPeriod) -> dict[GroupKey, Figures]:
-        totals = cost_totals(period=p, group_by=groups, tenant_id=tenant_id, sums=metric.needs)
+        totals = cost_totals(
+            period=p, group_by=groups, tenant_id=tenant_id, sums=metric.needs, max_groups=cap
+        )
         return {k: metric.figures(v) for k, v in totals.items()}
 
     return report(
@@ -323,6 +327,7 @@ def workflow_depth_metric(
 ) -> dict[str, Any]:
     """Calls per workflow run and the deepest span chain, by workflow (and tenant)."""
     groups = ("workflow",) if group_by is None else group_by
+    cap = analytics_max_groups()
     for g in groups:
         if g not in ("tenant", "workflow"):
             raise AnalyticsQueryInvalid(
@@ -338,7 +343,9 @@ def workflow_depth_metric(
                 "calls": v["calls"],
                 "max_depth": v["max_depth"],
             }
-            for k, v in workflow_runs(period=p, group_by=groups, tenant_id=tenant_id).items()
+            for k, v in workflow_runs(
+                period=p, group_by=groups, tenant_id=tenant_id, max_groups=cap
+            ).items()
         }
 
     previous = period.previous()
@@ -362,9 +369,12 @@ def margin_metric(
         raise AnalyticsQueryInvalid(
             "group_by: margin groups by tenant and/or feature", field="group_by"
         )
+    cap = analytics_max_groups()
 
     def figures(p: CostPeriod) -> tuple[dict[GroupKey, Figures], list[str]]:
-        costs = cost_totals(period=p, group_by=groups, tenant_id=tenant_id, sums=("cost",))
+        costs = cost_totals(
+            period=p, group_by=groups, tenant_id=tenant_id, sums=("cost",), max_groups=cap
+        )
         revenue, missing = revenue_totals(period=p, group_by=groups, tenant_id=tenant_id)
         out = {}
         for key in sorted(set(costs) | set(revenue)):
@@ -400,9 +410,14 @@ def marginal_cost_metric(
     against usage growth over the previous period, flagged where cost grows faster."""
     groups = () if group_by is None else _checked(None, "marginal_cost", group_by)
     previous = period.previous()
-    daily = cost_daily(period=period, group_by=groups, tenant_id=tenant_id)
-    totals = cost_totals(period=period, group_by=groups, tenant_id=tenant_id, sums=("cost",))
-    before = cost_totals(period=previous, group_by=groups, tenant_id=tenant_id, sums=("cost",))
+    cap = analytics_max_groups()
+    daily = cost_daily(period=period, group_by=groups, tenant_id=tenant_id, max_groups=cap)
+    totals = cost_totals(
+        period=period, group_by=groups, tenant_id=tenant_id, sums=("cost",), max_groups=cap
+    )
+    before = cost_totals(
+        period=previous, group_by=groups, tenant_id=tenant_id, sums=("cost",), max_groups=cap
+    )
     current: dict[GroupKey, Figures] = {}
     for key, t in totals.items():
         days: dict[date, tuple[int, Decimal]] = daily.get(key, {})

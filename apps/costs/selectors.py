@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import Max, Q, QuerySet, Sum
 
 from apps.billing.selectors import revenue_lines
@@ -97,7 +98,14 @@ def cost_period_parse(text: str | None) -> CostPeriod:
 
 
 def group_by_parse(text: str | None, *, allowed: tuple[str, ...] = GROUPS) -> tuple[str, ...]:
+    """The dimensions of ``group_by`` text, each from ``allowed`` (the only names that reach
+    the query as columns), at most ``PERCALL_ANALYTICS_MAX_DIMENSIONS`` of them."""
     names = tuple(part.strip() for part in (text or "").split(",") if part.strip())
+    most = settings.PERCALL_ANALYTICS_MAX_DIMENSIONS
+    if len(names) > most:
+        raise AnalyticsQueryInvalid(
+            f"group_by: {len(names)} dimensions; at most {most} at once", field="group_by"
+        )
     for name in names:
         if name not in allowed:
             raise AnalyticsQueryInvalid(
@@ -157,12 +165,30 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 GroupKey = tuple[str, ...]
 
 
+def analytics_max_groups() -> int:
+    """The most groups an analytics answer may have (``PERCALL_ANALYTICS_MAX_GROUPS``)."""
+    return int(settings.PERCALL_ANALYTICS_MAX_GROUPS)
+
+
+def _groups_check(count: int, most: int | None) -> None:
+    """Refuse an answer of more than ``most`` groups rather than truncate it: a silently
+    partial breakdown would read as a complete one. None: no cap (internal readers, such as
+    the leakage scan or the forecasts, which need every tenant)."""
+    if most is not None and count > most:
+        raise AnalyticsQueryInvalid(
+            f"group_by: more than {most} groups in this period; group by fewer dimensions, "
+            "filter by tenant or ask for a shorter period",
+            field="group_by",
+        )
+
+
 def cost_totals(
     *,
     period: CostPeriod,
     group_by: tuple[str, ...],
     tenant_id: UUID | None = None,
     sums: tuple[str, ...] | None = None,
+    max_groups: int | None = None,
 ) -> dict[GroupKey, dict[str, Any]]:
     """The sums of ``_SUMS`` (``sums`` of them; all by default, ``calls`` always) per group of
     ``group_by`` over the period, in one query; sums not asked for read as 0."""
@@ -172,14 +198,21 @@ def cost_totals(
     if not columns:
         totals = _rows(period, tenant_id).aggregate(**aggregates)
         return {(): _clean(totals)} if totals["sum_calls"] else {}
-    rows = _rows(period, tenant_id).values(*columns).annotate(**aggregates).order_by(*columns)
+    grouped = _rows(period, tenant_id).values(*columns).annotate(**aggregates).order_by(*columns)
+    # One group past the cap is enough to know it is over: the database sends no more.
+    rows = list(grouped if max_groups is None else grouped[: max_groups + 1])
+    _groups_check(len(rows), max_groups)
     return {tuple(str(row[c]) for c in columns): _clean(row) for row in rows}
 
 
 def cost_daily(
-    *, period: CostPeriod, group_by: tuple[str, ...], tenant_id: UUID | None = None
+    *,
+    period: CostPeriod,
+    group_by: tuple[str, ...],
+    tenant_id: UUID | None = None,
+    max_groups: int | None = None,
 ) -> dict[GroupKey, dict[date, tuple[int, Decimal]]]:
-    """(calls, cost) per day of the period, per group."""
+    """(calls, cost) per day of the period, per group; at most ``max_groups`` groups."""
     columns = [_COLUMN.get(g, g) for g in group_by]
     rows = (
         _rows(period, tenant_id)
@@ -188,14 +221,21 @@ def cost_daily(
         .order_by(*columns, "day")
     )
     out: dict[GroupKey, dict[date, tuple[int, Decimal]]] = {}
-    for row in rows:
+    # Rows come ordered by group, so reading stops at the first group past the cap.
+    for row in rows.iterator(chunk_size=2000):
         key = tuple(str(row[c]) for c in columns)
+        if key not in out:
+            _groups_check(len(out) + 1, max_groups)
         out.setdefault(key, {})[row["day"]] = (int(row["sum_calls"]), Decimal(row["sum_cost"]))
     return out
 
 
 def workflow_runs(
-    *, period: CostPeriod, group_by: tuple[str, ...], tenant_id: UUID | None = None
+    *,
+    period: CostPeriod,
+    group_by: tuple[str, ...],
+    tenant_id: UUID | None = None,
+    max_groups: int | None = None,
 ) -> dict[GroupKey, dict[str, Any]]:
     """Runs, calls and the deepest chain of the workflow runs begun in the period."""
     columns = [_COLUMN.get(g, g) for g in group_by]
@@ -207,7 +247,9 @@ def workflow_runs(
         total = rows.aggregate(**sums)
         grouped: Any = [total] if total["sum_runs"] else []
     else:
-        grouped = rows.values(*columns).annotate(**sums).order_by(*columns)
+        ordered = rows.values(*columns).annotate(**sums).order_by(*columns)
+        grouped = list(ordered if max_groups is None else ordered[: max_groups + 1])
+        _groups_check(len(grouped), max_groups)
     return {
         tuple(str(r[c]) for c in columns): {
             "runs": int(r["sum_runs"]),

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.metering.api.ingest_rate import ingest_rate_check
 from apps.metering.errors import IngestBodyTooLarge, UsageQueryInvalid
 from apps.metering.selectors import USAGE_GROUPS, UsageQuery, usage_intake_check, usage_series
 from apps.metering.services.ingest import IngestCaller, events_ingest
@@ -73,7 +74,9 @@ class EventIngestView(APIView):
             "(`application/cloudevents+json`), a CloudEvents batch "
             "(`application/cloudevents-batch+json`) or a binary-mode CloudEvent (`ce-*` headers). "
             "200 when every event was accepted or a duplicate, 207 when any was rejected or "
-            "conflicted; `results` lists only the events that were not accepted."
+            "conflicted; `results` lists only the events that were not accepted. 429 with "
+            "`Retry-After` when the batch would take a tenant over its ingestion rate (nothing "
+            "of it is stored)."
         ),
         request=OpenApiTypes.OBJECT,
         parameters=[
@@ -89,6 +92,12 @@ class EventIngestView(APIView):
         body = _body_read(request._request, settings.PERCALL_INGEST_MAX_BODY_BYTES)
         content_type = request.content_type.split(";")[0].strip().lower()
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+        ingest_rate_check(
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            bound_tenant=principal.tenant_external_id,
+        )
         result = events_ingest(
             body=body,
             content_type=content_type,
