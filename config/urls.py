@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core.health import healthz, readyz
+from apps.core.metrics import metrics_view
+
 urlpatterns = [
+    # Probes and the Prometheus scrape (docs/operations.md): no session, no API key.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("portal/", include("apps.portal.urls")),
     path("console/", include("apps.console.urls")),

@@ -6,6 +6,7 @@ Celery workers and beat, ``REDIS_URL`` (default: the broker, when it is Redis) t
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every log record of a request, the other middleware's too, carries its id.
+    "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -185,6 +188,8 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
+    # Per-API-key request rate (PERCALL_RATE_KEY_PER_MINUTE); docs/operations-limits.md.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.ApiKeyRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Percall API",
@@ -200,6 +205,12 @@ SPECTACULAR_SETTINGS = {
 # --- Ingestion ------------------------------------------------------------------------------
 PERCALL_INGEST_MAX_BODY_BYTES = env.int("PERCALL_INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 PERCALL_INGEST_MAX_EVENTS = env.int("PERCALL_INGEST_MAX_EVENTS", default=5000)
+# Abuse limits (docs/operations-limits.md); 0 turns one off. Requests a minute per API key:
+# 100 a second, four times what the ingestion bench sends on one key (1,000-event batches).
+PERCALL_RATE_KEY_PER_MINUTE = env.int("PERCALL_RATE_KEY_PER_MINUTE", default=6000)
+# Events a minute per tenant, counted whole batches at a time; off by default, since a
+# legitimate burst must never be refused unless the operator asked for a ceiling.
+PERCALL_INGEST_EVENTS_PER_MINUTE = env.int("PERCALL_INGEST_EVENTS_PER_MINUTE", default=0)
 PERCALL_INGEST_LATE_WINDOW_DAYS = env.int("PERCALL_INGEST_LATE_WINDOW_DAYS", default=35)
 PERCALL_INGEST_FUTURE_SKEW_SECONDS = env.int("PERCALL_INGEST_FUTURE_SKEW_SECONDS", default=300)
 # The currency of an event's ``cost`` when the event does not say (ISO 4217).
@@ -235,6 +246,12 @@ PERCALL_LEAKAGE_MARGIN_FLOOR = env("PERCALL_LEAKAGE_MARGIN_FLOOR", default="1.00
 # amounts at risk, read live) are cached this long, and until the month's next scan.
 PERCALL_LEAKAGE_REPORT_CACHE_SECONDS = env.int("PERCALL_LEAKAGE_REPORT_CACHE_SECONDS", default=300)
 
+# --- Analytics query caps (docs/operations-limits.md) ----------------------------------------
+# At most this many group_by dimensions, and this many groups in one answer (refused, never
+# truncated); periods are at most 366 days (apps/costs/selectors.py).
+PERCALL_ANALYTICS_MAX_DIMENSIONS = env.int("PERCALL_ANALYTICS_MAX_DIMENSIONS", default=3)
+PERCALL_ANALYTICS_MAX_GROUPS = env.int("PERCALL_ANALYTICS_MAX_GROUPS", default=10_000)
+
 # --- Budgets and notifications --------------------------------------------------------------
 # How long the limits check's cached answer lives. Evaluations refresh it when a budget's
 # state changes; the TTL only bounds staleness when a refresh is lost.
@@ -264,16 +281,36 @@ STATIC_URL = "static/"
 STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "static"))
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 
-LOGGING = {
+# --- Operations (docs/operations.md) ----------------------------------------------------------
+# Bearer token /metrics asks for; empty: open, for a Prometheus on a private network.
+PERCALL_METRICS_TOKEN = env("PERCALL_METRICS_TOKEN", default="")
+# Probes and scrapers often speak plain HTTP to the pod itself: no redirect to HTTPS for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# A worker imports these at start: their signal handlers put the task id on log records and
+# count task failures for /metrics.
+CELERY_IMPORTS = ["apps.core.logging", "apps.core.metrics"]
+# Workers log through LOGGING below (JSON in production, with the task id), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# "plain" lines locally, "json" (one object per line, the default in production) for shippers.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"font_subset": {"()": "config.logfilters.WithoutFontSubsetNotice"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+    },
+    "filters": {
+        "font_subset": {"()": "config.logfilters.WithoutFontSubsetNotice"},
+        "request_id": {"()": "apps.core.logging.RequestIdFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["font_subset"],
+            "formatter": LOG_FORMAT,
+            "filters": ["font_subset", "request_id"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},

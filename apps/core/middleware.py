@@ -1,0 +1,27 @@
+"""Request middleware of our own."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from apps.core.logging import request_id_accept, request_id_var
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (the caller's ``X-Request-ID`` when sane, else a new one) that
+    every log record of the request carries and the response returns in ``X-Request-ID``.
+
+    First in ``MIDDLEWARE``, so that what the other middleware log carries the id too."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_accept(request.headers.get("X-Request-ID"))
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
