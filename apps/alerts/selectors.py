@@ -34,6 +34,7 @@ from apps.alerts.models import Anomaly, Budget, BudgetAlert, BudgetPeriod, Forec
 from apps.billing.models import CreditDebit, CreditGrant
 from apps.costs.services.rollup import PriceContext, cost_row
 from apps.metering.models import Event, UsageRollup
+from apps.metering.services.feeds import DAY_SUMS
 
 BURN_WINDOW_DAYS = 30  # credits' burn rate: what the last 30 days of debits spent, per day
 _PERCENT = Decimal("0.01")
@@ -180,19 +181,15 @@ ANOMALY_GRAIN = (
     "cache_hit",
     "cost_currency",
 )
-_PRICED_SUMS = (
-    "events",
+# The usage rollup's daily sums, as pricing reads them; errors are not priced (the hourly
+# read sets them to 0).
+_PRICED_SUMS = tuple(name for name in DAY_SUMS if name != "errors")
+_TOKEN_SUMS = (
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
-    "credits",
-    "cost",
-    "latency_ms_sum",
-    "retries",
-    "traced_calls",
-    "root_calls",
 )
 CAUSE_DIMENSIONS = ("model", "provider", "workflow", "environment")
 # Where a deployment tag may sit in an event's properties, first found wins (OpenTelemetry's
@@ -334,7 +331,7 @@ def anomaly_deployment_tallies(
         )
         .annotate(
             s_events=Count("event_id"),
-            **{f"s_{n}": Sum(n) for n in _PRICED_SUMS[1:6]},
+            **{f"s_{n}": Sum(n) for n in _TOKEN_SUMS},
             s_credits=Sum("credits"),
             s_cost=Sum("cost"),
             s_latency_ms_sum=Sum("latency_ms"),
