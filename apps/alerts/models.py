@@ -26,6 +26,8 @@ EVENT_TYPES = (
     "anomaly.detected",
     "leakage.detected",
     "statement.issued",
+    "pipeline.lagging",
+    "pipeline.recovered",
 )
 
 
@@ -378,3 +380,38 @@ class ForecastSnapshot(BaseModel):
             )
         ]
         indexes = [models.Index(fields=["period_start", "measure"], name="forecast_period")]
+
+
+# --- The pipeline's own health ---------------------------------------------------------------
+
+
+class PipelineAlert(ExternalModel):
+    """Percall's own data pipeline is behind: usage waits in the rollup queue longer than
+    ``PERCALL_ROLLUP_LAG_ALERT_SECONDS``. While it is open, invoices of the affected tenants'
+    periods wait (billing finalizes none whose usage is still queued) and the operator is told;
+    it resolves itself when the queue is back under the limit. At most one open per kind."""
+
+    class Kind(models.TextChoices):
+        ROLLUP_LAG = "rollup_lag"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    lag_seconds = models.PositiveIntegerField()  # when opened
+    peak_lag_seconds = models.PositiveIntegerField()  # the worst seen while open
+    pending = models.PositiveIntegerField()  # queued (tenant, hour) rows, when last evaluated
+    tenants = models.PositiveIntegerField()  # tenants with queued usage, when last evaluated
+    oldest_hour = models.DateTimeField(null=True, blank=True)  # the earliest hour waiting
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(status="open"), name="pipeline_alert_one_open"
+            )
+        ]

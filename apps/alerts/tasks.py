@@ -8,6 +8,7 @@ from apps.alerts.services.anomalies import anomalies_detect
 from apps.alerts.services.budgets.evaluate import budgets_evaluate
 from apps.alerts.services.forecasts import forecasts_snapshot
 from apps.alerts.services.notifications import email_notifications_send
+from apps.alerts.services.pipeline import pipeline_lag_evaluate
 from apps.alerts.services.webhooks import outbox_dispatch, webhook_deliveries_run
 
 
@@ -39,3 +40,9 @@ def anomalies_detect_task() -> int:
 @shared_task(name="alerts.forecasts_snapshot", time_limit=3600, soft_time_limit=3570)
 def forecasts_snapshot_task() -> int:
     return len(forecasts_snapshot(made_on=timezone.now().date()))
+
+
+@shared_task(name="alerts.pipeline_lag_evaluate", time_limit=120, soft_time_limit=100)
+def pipeline_lag_evaluate_task() -> bool:
+    """True while the rollup-lag alert is open."""
+    return pipeline_lag_evaluate() is not None

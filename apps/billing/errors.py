@@ -32,3 +32,10 @@ class IdempotencyKeyReused(ApplicationError):
 
     code = "idempotency_key_reused"
     status_code = 422
+
+
+class UsagePending(Conflict):
+    """The period's usage is not all rolled up yet: finalizing now would bill what has arrived
+    so far as if it were everything (a metering outage is not zero usage)."""
+
+    code = "usage_pending"

@@ -18,6 +18,9 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from apps.core.audit import audit_record
+from apps.core.models import AuditEntry
+
 # Fields whose values never go in the trail (their change still does).
 _SECRET = ("secret", "password", "key_hash", "token")
 
@@ -77,6 +80,44 @@ class AuditedAdmin(admin.ModelAdmin):
                 message.append(entry)
         return message
 
+    # The admin's changes go to the audit log too (``apps.core.audit``), beside Django's own
+    # LogEntry, so a price edited in the admin is found with every other money change.
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_addition(request, obj, message)
+        _admin_audit("create", obj, message)
+        return entry
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_change(request, obj, message)
+        _admin_audit("change", obj, message)
+        return entry
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        entries = super().log_deletions(request, queryset)
+        for obj in queryset:
+            _admin_audit("delete", obj, [])
+        return entries
+
+
+def _admin_audit(verb: str, obj: Model, message: Any) -> None:
+    """One audit entry for an admin change: each changed field's value before and after."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for part in message if isinstance(message, list) else []:
+        where = f"{part['name']} {part['object']}: " if "object" in part else ""
+        for name, (old, new) in (part.get("values") or {}).items():
+            before[f"{where}{name}"], after[f"{where}{name}"] = old, new
+    meta = obj._meta
+    tenant_id = obj.pk if meta.label_lower == "tenants.tenant" else getattr(obj, "tenant_id", None)
+    audit_record(
+        action=f"admin.{verb}",
+        target_type=f"{meta.app_label}.{meta.model_name}",
+        target_id=obj.pk,
+        tenant_id=tenant_id,
+        before=before or ({"object": str(obj)} if verb == "delete" else None),
+        after=after or ({"object": str(obj)} if verb != "delete" else None),
+    )
+
 
 def _values_of(entry: LogEntry) -> list[tuple[str, str, str]]:
     try:
@@ -118,6 +159,30 @@ class AuditTrailAdmin(admin.ModelAdmin):
         if not rows:
             return "—"
         return format_html_join("\n", "<div>{}: {} → {}</div>", rows)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log of money and configuration actions, newest first; read-only (the
+    database refuses changes to it anyway)."""
+
+    list_display = ["occurred_at", "actor", "action", "target_type", "target_id", "tenant_id"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["actor", "action", "target_id", "request_id"]
+    date_hierarchy = "occurred_at"
+    ordering = ["-id"]
+    fields = ("occurred_at", "actor", "action", "tenant_id", "target_type", "target_id",
+              "before", "after", "request_id")  # fmt: skip
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

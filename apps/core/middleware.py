@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from apps.core.audit import audit_request_bind, audit_request_unbind
 from apps.core.logging import request_id_accept, request_id_var
 
 
@@ -11,7 +12,9 @@ class RequestIdMiddleware:
     """Gives each request an id (the caller's ``X-Request-ID`` when sane, else a new one) that
     every log record of the request carries and the response returns in ``X-Request-ID``.
 
-    First in ``MIDDLEWARE``, so that what the other middleware log carries the id too."""
+    First in ``MIDDLEWARE``, so that what the other middleware log carries the id too. It also
+    binds the request as the context of audit entries (``apps.core.audit``): who is signed in,
+    or which API key authenticated, is the actor of what the request changes."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -19,9 +22,11 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_accept(request.headers.get("X-Request-ID"))
         token = request_id_var.set(request_id)
+        audit = audit_request_bind(request)
         try:
             response = self.get_response(request)
         finally:
+            audit_request_unbind(audit)
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response

@@ -5,12 +5,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from apps.metering.models import IngestBatch, RollupPending
+from apps.metering.models import IngestBatch
+from apps.metering.selectors import rollup_lag
 
 # Event outcome label -> IngestBatch column.
 _OUTCOMES = {
@@ -68,14 +69,13 @@ def ingest_metrics() -> Iterator[Metric]:
 
 
 def rollup_metrics() -> Iterator[Metric]:
-    queue = RollupPending.objects.aggregate(oldest=Min("marked_at"), hours=Count("id"))
-    oldest = queue["oldest"]
-    lag = max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0
+    queue = rollup_lag()
+    lag = queue.seconds(timezone.now())
     yield GaugeMetricFamily(
         "percall_rollup_lag_seconds",
         "Age of the oldest (tenant, hour) waiting for its rollup; 0 when none waits.",
         value=lag,
     )
     yield GaugeMetricFamily(
-        "percall_rollup_pending", "Rows in the rollup queue.", value=queue["hours"]
+        "percall_rollup_pending", "Rows in the rollup queue.", value=queue.pending
     )

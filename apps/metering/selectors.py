@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, DecimalField, F, Max, QuerySet, Sum
+from django.db.models import Count, DecimalField, F, Max, Min, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, TruncDay
 
@@ -45,6 +45,48 @@ USAGE_SUMS = (
     "latency_ms_sum",
 )
 MAX_RANGE = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class RollupLag:
+    """The rollup queue as it stands: how many (tenant, hour) rows wait, for how many tenants,
+    and when the oldest was marked (None when nothing waits)."""
+
+    pending: int
+    tenants: int
+    oldest_marked_at: datetime | None
+    oldest_hour: datetime | None
+
+    def seconds(self, now: datetime) -> float:
+        """Age of the oldest waiting row; 0 when none waits."""
+        if self.oldest_marked_at is None:
+            return 0.0
+        return max((now - self.oldest_marked_at).total_seconds(), 0.0)
+
+
+def rollup_lag() -> RollupLag:
+    """The rollup queue's size and age, in one query (operator-wide)."""
+    queue = RollupPending.objects.aggregate(
+        pending=Count("id"),
+        tenants=Count("tenant_id", distinct=True),
+        oldest=Min("marked_at"),
+        hour=Min("hour"),
+    )
+    return RollupLag(queue["pending"], queue["tenants"], queue["oldest"], queue["hour"])
+
+
+def rollup_pending_first_hours(*, tenant_ids: set[UUID]) -> dict[UUID, datetime]:
+    """For each of ``tenant_ids`` with usage still waiting to be rolled up, the earliest hour
+    that waits: a period ending after it does not have all its usage in the rollups yet."""
+    if not tenant_ids:
+        return {}
+    rows = (
+        RollupPending.objects.filter(tenant_id__in=tenant_ids)
+        .values("tenant_id")
+        .annotate(first=Min("hour"))
+        .order_by()
+    )
+    return {row["tenant_id"]: row["first"] for row in rows}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,11 @@ def tenant_get(*, external_id: str, scope_tenant_id: UUID | None) -> Tenant:
     return tenant
 
 
+def tenant_external_ids(*, ids: set[UUID]) -> dict[UUID, str]:
+    """Tenants' external ids by their ids (for labelling rows that keep only the id)."""
+    return dict(Tenant.objects.filter(id__in=ids).values_list("id", "external_id"))
+
+
 def tenant_ids_by_external_id(*, external_ids: set[str]) -> dict[str, tuple[UUID, datetime | None]]:
     """Map external ids of open tenants to (tenant id, first call time), in one query.
 

@@ -163,6 +163,9 @@ CELERY_BEAT_SCHEDULE = {
     "alerts-anomalies-detect": {"task": "alerts.anomalies_detect", "schedule": 3600.0},
     # Forecasts work on whole days; one snapshot a day is what accuracy is measured on.
     "alerts-forecasts-snapshot": {"task": "alerts.forecasts_snapshot", "schedule": 86400.0},
+    # The rollup sweep runs every minute; checking its queue as often tells the operator of a
+    # stalled pipeline within a minute of the limit (one aggregate query on a small table).
+    "alerts-pipeline-lag": {"task": "alerts.pipeline_lag_evaluate", "schedule": 60.0},
 }
 
 # --- Cache ----------------------------------------------------------------------------------
@@ -229,6 +232,12 @@ PERCALL_OPERATOR_CURRENCY = env("PERCALL_OPERATOR_CURRENCY", default="USD")
 # After a period ends its draft invoice is refreshed for this long, so that late events still
 # land on it; then it is finalized. Later events go on the next invoice as an adjustment.
 PERCALL_BILLING_GRACE_SECONDS = env.int("PERCALL_BILLING_GRACE_SECONDS", default=3600)
+# A metering outage is not zero usage. Billing never finalizes a period whose usage still waits
+# in the rollup queue; when the oldest waiting row is older than this (seconds; 0 = never
+# alert), the pipeline is behind: a ``pipeline.lagging`` alert goes to the operator's webhooks
+# and to these addresses. The rollup sweep runs every minute, so 10 minutes is a real stall.
+PERCALL_ROLLUP_LAG_ALERT_SECONDS = env.int("PERCALL_ROLLUP_LAG_ALERT_SECONDS", default=600)
+PERCALL_OPERATOR_ALERT_EMAILS = env.list("PERCALL_OPERATOR_ALERT_EMAILS", default=[])
 # Days from issue to the due date printed on an invoice.
 PERCALL_INVOICE_DUE_DAYS = env.int("PERCALL_INVOICE_DUE_DAYS", default=30)
 # Invoice numbers: PREFIX-YEAR-000123, gapless per year.

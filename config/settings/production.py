@@ -4,6 +4,9 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
 SECRET_KEY = env("SECRET_KEY")
+# Rotating SECRET_KEY: put the old one here for a session lifetime, so sessions and password
+# reset links signed with it stay valid while new ones use the new key.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DEBUG = False
 

@@ -7,6 +7,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
+from apps.core.models import AuditEntry
+
 pytestmark = pytest.mark.django_db
 
 
@@ -43,6 +45,15 @@ def test_a_change_records_the_values_before_and_after(client, staff, make_tenant
         "name": ["Acme Ltd", "Acme Group"],
         "billing_email": ["old@acme.example", "ap@acme.example"],
     }
+    # the audit log has it too, with the person as the actor
+    audit = AuditEntry.objects.get(action="admin.change", target_id=str(acme.pk))
+    assert (audit.actor, audit.target_type, audit.tenant_id) == (
+        "user:auditor",
+        "tenants.tenant",
+        acme.id,
+    )
+    assert audit.before == {"name": "Acme Ltd", "billing_email": "old@acme.example"}
+    assert audit.after == {"name": "Acme Group", "billing_email": "ap@acme.example"}
     # the trail shows it, before and after
     detail = client.get(f"/admin/admin/logentry/{entry.pk}/change/")
     assert b"name: Acme Ltd \xe2\x86\x92 Acme Group" in detail.content

@@ -154,3 +154,17 @@ def test_command_refuses_bad_scopes_and_unknown_tenants(make_tenant, args, named
 
     assert named in str(error.value)
     assert not ApiKey.objects.exists()
+
+
+def test_the_revoke_command_revokes_by_prefix_and_names_an_unknown_one(make_tenant, api):
+    make_tenant("acme")
+    issued = api_key_create(name="old", scopes=["ingest"])
+    assert api(issued.plaintext).post("/api/v1/events", an_event("a")).status_code == 200
+    out = StringIO()
+
+    call_command("revoke_api_key", "--prefix", issued.api_key.prefix, stdout=out)
+
+    assert f"Revoked key {issued.api_key.prefix} (old)" in out.getvalue()
+    assert api(issued.plaintext).post("/api/v1/events", an_event("b")).status_code == 401
+    with pytest.raises(CommandError, match="prefix: no API key 'nothere'"):
+        call_command("revoke_api_key", "--prefix", "nothere")

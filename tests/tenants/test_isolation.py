@@ -38,6 +38,7 @@ from apps.catalog.services.apply import catalog_apply
 from apps.catalog.services.document import catalog_parse
 from apps.chargeback.models import Statement
 from apps.chargeback.services.statements import statements_run
+from apps.core.models import AuditEntry
 from apps.costs.selectors import cost_period_parse
 from apps.costs.services.rollup import cost_rollup_pending_run
 from apps.metering.models import Event, EventKey
@@ -223,6 +224,21 @@ def check_tenant_list(w: World):
     assert not Tenant.objects.filter(external_id="c").exists()
     # Control: the operator does see beta.
     assert len(w.operator.get("/api/v1/tenants").json()) == 2
+
+
+def check_audit(w: World):
+    """The audit log: beta's entries (its tenant, its key) never reach alpha's key."""
+    response = w.a.get("/api/v1/audit?limit=500")
+    assert response.status_code == 200, response.content
+    alpha_id = str(Tenant.objects.get(external_id="alpha").id)
+    entries = response.json()["results"]
+    assert entries and {e["tenant"] for e in entries} == {"alpha"}
+    assert all(alpha_id == str(AuditEntry.objects.get(id=e["id"]).tenant_id) for e in entries)
+    assert_no_beta_data(response)
+    assert_reads_as_unknown(lambda ref: w.a.get(f"/api/v1/audit?tenant={ref}"), "beta")
+    # Control: the operator sees beta's entries.
+    seen = w.operator.get("/api/v1/audit?tenant=beta&limit=500").json()["results"]
+    assert seen and {e["tenant"] for e in seen} == {"beta"}
 
 
 def check_tenant_detail(w: World):
@@ -784,6 +800,7 @@ ISOLATION = {
     "api/v1/anomalies/<str:anomaly_id>/resolve": check_anomaly_post("resolve"),
     "api/v1/forecasts": check_operator_only_get("/api/v1/forecasts"),
     "api/v1/forecasts/accuracy": check_operator_only_get("/api/v1/forecasts/accuracy"),
+    "api/v1/audit": check_audit,
     "api/v1/tenants": check_tenant_list,
     "api/v1/tenants/<str:external_id>": check_tenant_detail,
     "api/v1/events": check_events,

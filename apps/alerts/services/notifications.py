@@ -10,7 +10,8 @@ run, up to ``MAX_ATTEMPTS``. A crash between the SMTP answer and the commit can 
 twice; nothing can lose one.
 
 Recipients: a budget's ``notify_emails``, plus its tenant's billing email for a tenant
-budget; the tenant's billing email for ``credits.low`` and ``invoice.finalized``.
+budget; the tenant's billing email for ``credits.low`` and ``invoice.finalized``; the
+operator's ``PERCALL_OPERATOR_ALERT_EMAILS`` for ``pipeline.lagging`` and ``.recovered``.
 """
 
 import logging
@@ -32,7 +33,14 @@ from apps.core.money import currency_is_known, quantize
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-EMAIL_TOPICS = ("budget.threshold_crossed", "budget.resolved", "credits.low", "invoice.finalized")
+EMAIL_TOPICS = (
+    "budget.threshold_crossed",
+    "budget.resolved",
+    "credits.low",
+    "invoice.finalized",
+    "pipeline.lagging",
+    "pipeline.recovered",
+)
 MAX_ATTEMPTS = 8  # at the 5-minute sweep: about 40 minutes of an SMTP outage
 SEND_TASK = "alerts.email_notifications_send"
 
@@ -57,6 +65,8 @@ def _recipients(events: list[OutboxEvent]) -> dict[int, list[str]]:
     for event in events:
         if event.topic.startswith("budget."):
             to = budgets.get(str(event.data.get("budget", {}).get("id")), [])
+        elif event.topic.startswith("pipeline."):
+            to = list(settings.PERCALL_OPERATOR_ALERT_EMAILS)
         else:
             to = [billing.get(event.tenant_id) or ""] if event.tenant_id else []
         unique: dict[str, str] = {}

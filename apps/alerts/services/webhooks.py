@@ -39,6 +39,7 @@ from apps.alerts.models import (
 )
 from apps.alerts.services.notifications import email_notifications_queue
 from apps.alerts.services.signing import signature_header, webhook_secret_new
+from apps.core.audit import audit_record
 from apps.core.jobs import job_enqueue_on_commit
 from apps.core.models import OutboxEvent
 
@@ -82,6 +83,13 @@ def webhook_endpoint_create(
     )
     endpoint.full_clean()
     endpoint.save()
+    audit_record(
+        action="webhook_endpoint.create",
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        tenant_id=tenant_id,
+        after={"url": endpoint.url, "event_types": endpoint.event_types},
+    )
     return endpoint
 
 
@@ -93,6 +101,13 @@ def webhook_secret_rotate(*, endpoint_id: UUID) -> WebhookEndpoint:
     endpoint.previous_secret_expires_at = timezone.now() + ROTATION_OVERLAP
     endpoint.secret = webhook_secret_new()
     endpoint.save()
+    audit_record(
+        action="webhook_endpoint.rotate_secret",
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        tenant_id=endpoint.tenant_id,
+        after={"previous_secret_expires_at": endpoint.previous_secret_expires_at},
+    )
     return endpoint
 
 

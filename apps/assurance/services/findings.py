@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.assurance.errors import FindingNotFound, FindingTransitionInvalid, LeakageInvalid
 from apps.assurance.models import Finding
+from apps.core.audit import audit_record
 
 REASON_MAX = 500
 
@@ -37,6 +38,7 @@ def _reason_check(reason: str, *, required: bool) -> str:
 
 
 def _move(finding: Finding, status: str, actor: str, reason: str) -> Finding:
+    before = finding.status
     finding.status = status
     finding.status_by = actor
     finding.status_reason = reason
@@ -45,6 +47,15 @@ def _move(finding: Finding, status: str, actor: str, reason: str) -> Finding:
     finding.save(
         update_fields=["status", "status_by", "status_reason", "status_changed_at", "updated_at"]
     )
+    audit_record(
+        action=f"finding.{'resolve' if status == Finding.Status.RESOLVED else 'acknowledge'}",
+        target_type="finding",
+        target_id=finding.id,
+        tenant_id=finding.tenant_id,
+        before={"status": before},
+        after={"status": status, "by": actor, "reason": reason, "category": finding.category,
+               "amount_at_risk": finding.amount_at_risk, "currency": finding.currency},
+    )  # fmt: skip
     return finding
 
 

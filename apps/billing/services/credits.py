@@ -18,6 +18,7 @@ from django.db.models import F, Q, QuerySet
 
 from apps.billing.errors import BillingInvalid
 from apps.billing.models import CreditDebit, CreditGrant, Invoice
+from apps.core.audit import audit_record
 from apps.core.money import quantize
 
 ZERO = Decimal(0)
@@ -178,4 +179,14 @@ def credit_grant_issue(
     )
     grant.full_clean(exclude=["tenant", "purchase_invoice", "pack"])
     grant.save()
+    audit_record(
+        action="credit_grant.issue",
+        target_type="credit_grant",
+        target_id=grant.id,
+        tenant_id=tenant_id,
+        after={"currency": currency, "amount": amount, "effective_at": effective_at,
+               "expires_at": expires_at, "reason": reason,
+               "purchase_invoice": purchase_invoice.id if purchase_invoice else None,
+               "pack": pack_id},
+    )  # fmt: skip
     return grant

@@ -38,9 +38,12 @@ from apps.billing.services.pricing import (
 from apps.billing.services.usage import charges_usage
 from apps.catalog.models import Charge
 from apps.catalog.services.locks import rate_card_versions_lock
+from apps.core.audit import AuditChange, audits_record
 from apps.core.bulk import rows_update
 from apps.core.jobs import job_enqueue_on_commit
+from apps.core.money import quantize
 from apps.core.periods import BillingPeriod
+from apps.metering.selectors import rollup_pending_first_hours
 from apps.rating.invoices import AdjustmentInput, PricedInvoice, PricedLine, invoice_total
 
 ZERO = Decimal(0)
@@ -52,6 +55,9 @@ class BillOutcome:
     drafted: list[Invoice] = field(default_factory=list)
     refreshed: list[Invoice] = field(default_factory=list)
     finalized: list[Invoice] = field(default_factory=list)
+    # Drafts whose period is over but whose usage still waits in the rollup queue: they are
+    # finalized by a later run, once their usage is all in.
+    waiting: list[Invoice] = field(default_factory=list)
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -304,6 +310,9 @@ def invoices_bill(
     if grace is None:
         grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
     due = [d for d in drafts if d.bill.period.end + grace <= as_of]
+    if due:
+        due, waiting = _usage_complete(due)
+        outcome.waiting = [d.invoice for d in waiting]
     debits = _finalize_in_memory(due, as_of) if due else []
     outcome.finalized = [d.invoice for d in due]
     lines: list[InvoiceLine] = []
@@ -363,6 +372,31 @@ _WRITTEN_TYPES = [
 ]
 
 
+def _usage_complete(due: list[_Draft]) -> tuple[list[_Draft], list[_Draft]]:
+    """Split drafts due to finalize into those whose usage is all rolled up and those that
+    must wait: a tenant with an hour before the period's end still in the rollup queue (new
+    usage of the period, or late usage of an earlier one, which this invoice would carry)."""
+    pending = rollup_pending_first_hours(tenant_ids={d.bill.tenant.id for d in due})
+    ready: list[_Draft] = []
+    waiting: list[_Draft] = []
+    for draft in due:
+        first = pending.get(draft.bill.tenant.id)
+        (waiting if first is not None and first < draft.bill.period.end else ready).append(draft)
+    return ready, waiting
+
+
+def invoice_audit_values(invoice: Invoice) -> dict[str, Any]:
+    """What the audit log shows of an invoice: its state and its money (in minor units, which
+    every total already is: sums of rounded lines)."""
+    money = ("subtotal_amount", "credits_applied_amount", "tax_amount", "total_amount")
+    return {
+        "status": invoice.status,
+        "number": invoice.number,
+        "currency": invoice.currency,
+        **{name: quantize(Decimal(getattr(invoice, name)), invoice.currency) for name in money},
+    }
+
+
 def _finalize_in_memory(due: list[_Draft], as_of: datetime) -> list[CreditDebit]:
     """Credits from locked grants, tax on what remains, numbers in (tenant, period) order.
     Returns the credit debits to write."""
@@ -406,6 +440,19 @@ def _finalized_record(due: list[_Draft], debits: list[CreditDebit]) -> None:
     rate_card_versions_lock(version_period_starts=versions, priced_hashes=hashes)
     _billed_through_advance([(d.bill, d.invoice) for d in due])
     invoices_event_publish(topic="invoice.finalized", invoices=[d.invoice for d in due])
+    audits_record(
+        changes=(
+            AuditChange(
+                action="invoice.finalize",
+                target_type="invoice",
+                target_id=d.invoice.id,
+                tenant_id=d.invoice.tenant_id,
+                before={"status": Invoice.Status.DRAFT},
+                after=invoice_audit_values(d.invoice),
+            )
+            for d in due
+        )
+    )
     for draft in due:
         job_enqueue_on_commit(
             name="billing.invoice_render_pdf", kwargs={"invoice_id": str(draft.invoice.id)}

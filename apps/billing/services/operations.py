@@ -16,15 +16,21 @@ from apps.billing.errors import (
     InvoiceNotDraft,
     InvoiceNotFinalized,
     InvoiceNotFound,
+    UsagePending,
 )
 from apps.billing.models import CreditNote, Invoice, PlanChange, Subscription
 from apps.billing.services.credits import credits_refund
 from apps.billing.services.events import invoices_event_publish
-from apps.billing.services.invoices import invoice_shown_changed, invoices_bill
+from apps.billing.services.invoices import (
+    invoice_audit_values,
+    invoice_shown_changed,
+    invoices_bill,
+)
 from apps.billing.services.numbering import numbers_allocate
 from apps.billing.services.pricing import NoRateCardVersion, period_bill
 from apps.billing.services.subscriptions import subscriptions_for_update
 from apps.catalog.selectors import rate_card_versions
+from apps.core.audit import audit_record
 from apps.core.money import quantize
 from apps.core.periods import BillingPeriod
 
@@ -77,6 +83,12 @@ def invoice_finalize(*, invoice_id: UUID) -> Invoice:
     except NoRateCardVersion as exc:
         raise BillingInvalid(f"invoice {invoice.id}: no rate-card version in effect") from exc
     outcome = invoices_bill(bills=[bill], as_of=now, grace=timedelta(0))
+    if outcome.waiting:
+        raise UsagePending(
+            f"invoice {invoice.id}: usage of its period is still being rolled up; the next "
+            "billing run finalizes it once all of it is in",
+            field="invoice_id",
+        )
     return outcome.finalized[0]
 
 
@@ -94,7 +106,8 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
         raise InvoiceNotDraft(
             f"invoice {invoice.number} is paid; issue a credit note to correct it"
         )
-    credits_refund(invoice=invoice)
+    before = invoice_audit_values(invoice)
+    refunded = credits_refund(invoice=invoice)
     was_finalized = invoice.status == Invoice.Status.FINALIZED
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
@@ -103,6 +116,15 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
     if was_finalized:
         invoice_shown_changed(invoice=invoice)
     invoices_event_publish(topic="invoice.voided", invoices=[invoice])
+    audit_record(
+        action="invoice.void",
+        target_type="invoice",
+        target_id=invoice.id,
+        tenant_id=invoice.tenant_id,
+        before=before,
+        after={"status": invoice.status, "reason": invoice.void_reason,
+               "credits_refunded_amount": quantize(refunded, invoice.currency), "reissue": reissue},
+    )  # fmt: skip
     if not reissue or subscription is None or invoice.kind != Invoice.Kind.SUBSCRIPTION:
         return invoice
     draft = Invoice.objects.create(
@@ -132,9 +154,18 @@ def invoice_mark_paid(*, invoice_id: UUID) -> Invoice:
             f"invoice {invoice.number or invoice.id} is {invoice.status}; only a finalized "
             "invoice can be paid"
         )
+    before = invoice_audit_values(invoice)
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = timezone.now()
     invoice.save(update_fields=["status", "paid_at", "updated_at"])
+    audit_record(
+        action="invoice.mark_paid",
+        target_type="invoice",
+        target_id=invoice.id,
+        tenant_id=invoice.tenant_id,
+        before=before,
+        after={**invoice_audit_values(invoice), "paid_at": invoice.paid_at},
+    )
     invoice_shown_changed(invoice=invoice)
     invoices_event_publish(topic="invoice.paid", invoices=[invoice])
     return invoice
@@ -176,5 +207,13 @@ def credit_note_issue(*, invoice_id: UUID, amount: Decimal, reason: str) -> Cred
     )
     note.full_clean(exclude=["invoice"])
     note.save()
+    audit_record(
+        action="credit_note.issue",
+        target_type="credit_note",
+        target_id=note.id,
+        tenant_id=invoice.tenant_id,
+        after={"number": note.number, "invoice": invoice.number, "currency": note.currency,
+               "amount": note.amount, "reason": note.reason},
+    )  # fmt: skip
     invoice_shown_changed(invoice=invoice)
     return note

@@ -16,9 +16,10 @@ from apps.billing.errors import BillingInvalid, IdempotencyKeyReused
 from apps.billing.models import IdempotentRequest, Invoice, InvoiceLine
 from apps.billing.services.credits import credit_grant_issue
 from apps.billing.services.events import invoices_event_publish
-from apps.billing.services.invoices import content_hash
+from apps.billing.services.invoices import content_hash, invoice_audit_values
 from apps.billing.services.numbering import numbers_allocate
 from apps.catalog.models import CreditPack
+from apps.core.audit import audit_record
 from apps.core.jobs import job_enqueue_on_commit
 from apps.rating.invoices import ExtraLine, InvoiceInput, LineKind, invoice_price
 from apps.tenants.models import Tenant
@@ -114,6 +115,13 @@ def credit_pack_purchase(*, tenant: Tenant, pack: CreditPack) -> Invoice:
     )
     invoice.content_hash = content_hash(invoice, [row])
     invoice.save(update_fields=["content_hash"])
+    audit_record(
+        action="invoice.finalize",
+        target_type="invoice",
+        target_id=invoice.id,
+        tenant_id=tenant.id,
+        after={**invoice_audit_values(invoice), "pack": pack.code},
+    )
     expires = now + timedelta(days=pack.expires_after_days) if pack.expires_after_days else None
     credit_grant_issue(
         tenant_id=tenant.id,

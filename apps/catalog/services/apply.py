@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -35,6 +36,7 @@ from apps.catalog.services.document import (
     invalid,
 )
 from apps.catalog.services.price_book import price_book_apply, price_book_check
+from apps.core.audit import audit_record
 from apps.core.money import currency_is_known, minor_units
 from apps.metering.models import Meter
 from apps.metering.services.meters import (
@@ -353,6 +355,9 @@ def _version_apply(index: int, doc: RateCardDoc, report: ApplyReport) -> None:
             f"{doc.code!r} priced",
             field=f"{path}.effective_from",
         )
+    before = None if version is None else {"number": version.number,
+                                            "content_hash": version.content_hash,
+                                            "charges": _stored_charges(version)}  # fmt: skip
     if version is None:
         number = card.versions.order_by("-number").values_list("number", flat=True).first() or 0
         version = RateCardVersion(
@@ -383,7 +388,27 @@ def _version_apply(index: int, doc: RateCardDoc, report: ApplyReport) -> None:
         )
         row.full_clean(exclude=["version", "meter"])
         row.save()
+    audit_record(
+        action=f"rate_card_version.{'create' if outcome == 'created' else 'update'}",
+        target_type="rate_card_version",
+        target_id=version.id,
+        before=before,
+        after={"rate_card": doc.code, "number": version.number,
+               "effective_from": doc.effective_from, "content_hash": digest,
+               "charges": content},
+    )  # fmt: skip
     report.add("rate_cards", outcome, label)
+
+
+def _stored_charges(version: RateCardVersion) -> list[dict[str, Any]]:
+    """A version's charges as the audit log shows them: meter and prices."""
+    return [
+        dict(row)
+        for row in version.charges.order_by("position").values(
+            "meter__code", "model", "unit_price", "package_size", "package_price",
+            "free_units", "filters", "tiers",
+        )
+    ]  # fmt: skip
 
 
 def _plan_apply(index: int, doc: PlanDoc, report: ApplyReport) -> None:
@@ -417,11 +442,19 @@ def _upsert(model: type[Plan] | type[CreditPack], code: str, values: dict) -> st
     stored = model.objects.select_for_update().filter(code=code).first()
     if stored is not None and all(getattr(stored, name) == value for name, value in values.items()):
         return "unchanged"
+    before = None if stored is None else {name: getattr(stored, name) for name in values}
     row = stored or model(code=code)
     for name, value in values.items():
         setattr(row, name, value)
     row.full_clean()
     row.save()
+    audit_record(
+        action=f"{model._meta.model_name}.{'update' if stored is not None else 'create'}",
+        target_type=model._meta.model_name or "",
+        target_id=row.pk,
+        before=before,
+        after={"code": code, **values},
+    )
     return "updated" if stored is not None else "created"
 
 

@@ -24,6 +24,7 @@ from apps.catalog.services.document import (
     decimal_text,
     invalid,
 )
+from apps.core.audit import audit_record
 from apps.core.money import currency_is_known
 
 _LLM_FIELDS = {
@@ -181,13 +182,23 @@ def _version_apply(index: int, doc: PriceBookVersionDoc) -> str:
     if version is None:
         price_book_day_unlocked_check(path=f"{path}.effective_from", day=doc.effective_from)
         version = PriceBookVersion(effective_from=doc.effective_from)
+    created = version._state.adding
+    before = None if created else {"note": version.note, "content_hash": version.content_hash,
+                                   "prices": version.prices.count()}  # fmt: skip
     version.note = doc.note
     version.content_hash = content_hash
-    created = version._state.adding
     version.full_clean()
     version.save()
     version.prices.all().delete()
     UpstreamPrice.objects.bulk_create(UpstreamPrice(version=version, **row) for row in rows)
+    audit_record(
+        action=f"price_book_version.{'create' if created else 'update'}",
+        target_type="price_book_version",
+        target_id=version.id,
+        before=before,
+        after={"effective_from": doc.effective_from, "note": doc.note,
+               "content_hash": content_hash, "prices": rows},
+    )  # fmt: skip
     return "created" if created else "updated"
 
 

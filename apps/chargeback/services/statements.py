@@ -36,6 +36,7 @@ from apps.chargeback.errors import (
 from apps.chargeback.models import SharedCostPool, Statement, StatementLine
 from apps.chargeback.selectors import statement_get
 from apps.chargeback.services.mapping import CostCenterMap
+from apps.core.audit import audit_record
 from apps.core.money import quantize
 from apps.core.outbox import outbox_publish
 from apps.core.periods import month_add
@@ -380,6 +381,13 @@ def statement_correct(*, statement_id: UUID | str, reason: str) -> Statement:
         original.cost_center,
         settings.PERCALL_OPERATOR_CURRENCY,
     )
+    audit_record(
+        action="statement.correct",
+        target_type="statement",
+        target_id=correction.id,
+        after={"corrects": original.number, "reason": correction.correction_reason,
+               "total_amount": correction.total_amount},
+    )  # fmt: skip
     return correction
 
 
@@ -416,6 +424,15 @@ def statement_issue(*, statement_id: UUID | str, actor: Any | None) -> Statement
         through=statement.period_end - timedelta(days=1),
     )
     center = statement.cost_center
+    audit_record(
+        action="statement.issue",
+        target_type="statement",
+        target_id=statement.id,
+        before={"status": Statement.Status.DRAFT},
+        after={"status": statement.status, "number": statement.number,
+               "cost_center": center.code if center else "", "period": period.label,
+               "currency": statement.currency, "total_amount": statement.total_amount},
+    )  # fmt: skip
     outbox_publish(
         topic="statement.issued",
         tenant_id=None,

@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from apps.core.audit import audit_actor_set
 from apps.tenants.models import ApiKey
 from apps.tenants.services.api_keys import api_key_authenticate
 
@@ -42,6 +43,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_authenticate(plaintext=plaintext)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Authorization: unknown or revoked API key")
+        audit_actor_set(f"api-key:{api_key.prefix}")  # the actor of what this request changes
         return ApiPrincipal(api_key), api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.audit import audit_record
 from apps.tenants.errors import ApiKeyInvalid
 from apps.tenants.models import ApiKey, Tenant
 
@@ -56,6 +57,13 @@ def api_key_create(*, name: str, scopes: list[str], tenant: Tenant | None = None
     )
     api_key.full_clean()
     api_key.save()
+    audit_record(
+        action="api_key.create",
+        target_type="api_key",
+        target_id=api_key.prefix,
+        tenant_id=api_key.tenant_id,
+        after={"name": api_key.name, "scopes": api_key.scopes, "prefix": api_key.prefix},
+    )
     return IssuedApiKey(api_key=api_key, plaintext=plaintext)
 
 
@@ -83,4 +91,12 @@ def api_key_revoke(*, prefix: str) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(
+            action="api_key.revoke",
+            target_type="api_key",
+            target_id=api_key.prefix,
+            tenant_id=api_key.tenant_id,
+            before={"revoked_at": None},
+            after={"revoked_at": api_key.revoked_at},
+        )
     return api_key

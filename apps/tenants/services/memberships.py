@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from apps.core.audit import audit_record
 from apps.tenants.errors import LastOwner, MembershipExists, MembershipInvalid, MembershipNotFound
 from apps.tenants.models import Membership, Tenant
 
@@ -95,6 +96,7 @@ def membership_invite(
         raise MembershipExists(
             f"email: {address} is already a member of {tenant.name}", field="email"
         ) from exc
+    _membership_audit("membership.invite", membership, None, {"role": role})
     message = _invitation(user, tenant, role, invited_by, base_url.rstrip("/"), created)
     transaction.on_commit(lambda: _send(address, *message), robust=True)
     return membership
@@ -165,9 +167,11 @@ def membership_role_set(*, membership_id: int, role: str, scope_tenant_id: UUID)
         return target
     if role != Role.OWNER:
         _last_owner_check(memberships, target, "demote")
+    before = {"role": target.role}
     target.role = role
     target.full_clean(validate_constraints=False)
     target.save(update_fields=["role", "updated_at"])
+    _membership_audit("membership.role_set", target, before, {"role": role})
     return target
 
 
@@ -178,5 +182,20 @@ def membership_remove(*, membership_id: int, scope_tenant_id: UUID) -> Membershi
     memberships = _locked(scope_tenant_id)
     target = _target(memberships, membership_id)
     _last_owner_check(memberships, target, "remove")
+    _membership_audit("membership.remove", target, {"role": target.role}, None)
     target.delete()
     return target
+
+
+def _membership_audit(
+    action: str, membership: Membership, before: dict | None, after: dict | None
+) -> None:
+    who = {"user": membership.user.get_username()}
+    audit_record(
+        action=action,
+        target_type="membership",
+        target_id=membership.id,
+        tenant_id=membership.tenant_id,
+        before=None if before is None else {**who, **before},
+        after=None if after is None else {**who, **after},
+    )

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.audit import audit_record
 from apps.core.money import currency_is_known
 from apps.tenants.errors import TenantExists, TenantInvalid
 from apps.tenants.models import CostCenter, Tenant
@@ -71,6 +72,14 @@ def tenant_create(
     try:
         with transaction.atomic():
             tenant.save(force_insert=True)
+            audit_record(
+                action="tenant.create",
+                target_type="tenant",
+                target_id=tenant.external_id,
+                tenant_id=tenant.id,
+                after={"name": name, "currency": currency, "timezone": timezone_name,
+                       "billing_email": billing_email, "tax_rate": tenant.tax_rate},
+            )  # fmt: skip
     except IntegrityError as exc:
         raise TenantExists(
             f"external_id: a tenant {external_id!r} already exists", field="external_id"
