@@ -44,6 +44,7 @@ from apps.billing.services.subscriptions import (
     subscription_plan_change,
 )
 from apps.catalog.selectors import credit_pack_get, plan_get
+from apps.core.api.serializers import NoInput, StrictInput
 from apps.tenants.api.authentication import AdminScope, ReadScope, principal_of
 from apps.tenants.selectors import tenant_get
 
@@ -71,7 +72,7 @@ def _tenant(request: Request, external_id: str, field: str = "tenant") -> Any:
     return tenant_get(external_id=external_id, scope_tenant_id=_scope(request))
 
 
-class SubscriptionInput(serializers.Serializer):
+class SubscriptionInput(StrictInput):
     tenant = serializers.CharField(max_length=64)
     plan = serializers.CharField(max_length=64)
     start = serializers.DateTimeField()
@@ -121,7 +122,7 @@ class SubscriptionDetailView(APIView):
         return Response(subscription_dict(subscription))
 
 
-class PlanChangeInput(serializers.Serializer):
+class PlanChangeInput(StrictInput):
     plan = serializers.CharField(max_length=64)
 
 
@@ -147,7 +148,7 @@ class SubscriptionPlanView(APIView):
         )
 
 
-class CancelInput(serializers.Serializer):
+class CancelInput(StrictInput):
     immediately = serializers.BooleanField(default=False)
 
 
@@ -246,11 +247,12 @@ class InvoiceFinalizeView(APIView):
     @extend_schema(summary="Finalize a draft now", request=None, responses=InvoiceOutput)
     def post(self, request: Request, invoice_id: UUID) -> Response:
         invoice_get(invoice_id=invoice_id, scope_tenant_id=_scope(request))
+        NoInput.check(request)
         invoice = invoice_finalize(invoice_id=invoice_id)
         return Response(invoice_dict(invoice_get(invoice_id=invoice.id, scope_tenant_id=None)))
 
 
-class VoidInput(serializers.Serializer):
+class VoidInput(StrictInput):
     reason = serializers.CharField(max_length=500)
     reissue = serializers.BooleanField(default=False)
 
@@ -279,11 +281,12 @@ class InvoicePaidView(APIView):
     @extend_schema(summary="Mark a finalized invoice paid", request=None, responses=InvoiceOutput)
     def post(self, request: Request, invoice_id: UUID) -> Response:
         invoice_get(invoice_id=invoice_id, scope_tenant_id=_scope(request))
+        NoInput.check(request)
         invoice_mark_paid(invoice_id=invoice_id)
         return Response(invoice_dict(invoice_get(invoice_id=invoice_id, scope_tenant_id=None)))
 
 
-class CreditNoteInput(serializers.Serializer):
+class CreditNoteInput(StrictInput):
     amount = serializers.DecimalField(max_digits=20, decimal_places=4, min_value=Decimal("0.0001"))
     reason = serializers.CharField(max_length=500)
 
@@ -320,7 +323,7 @@ class InvoicePreviewView(APIView):
         return Response(preview_dict(preview))
 
 
-class PurchaseInput(serializers.Serializer):
+class PurchaseInput(StrictInput):
     pack = serializers.CharField(max_length=64)
 
 
