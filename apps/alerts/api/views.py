@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from apps.alerts.errors import WebhookDeliveryNotFound
 from apps.alerts.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
+from apps.alerts.selectors import webhook_endpoint_list
 from apps.alerts.services.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -61,10 +62,7 @@ class EndpointListView(APIView):
 
     @extend_schema(summary="Webhook endpoints", responses={200: EndpointOut(many=True)})
     def get(self, request: Request) -> Response:
-        scope = principal_of(request).tenant_id
-        rows = WebhookEndpoint.objects.select_related("tenant")
-        if scope is not None:
-            rows = rows.filter(tenant_id=scope)
+        rows = webhook_endpoint_list(scope_tenant_id=principal_of(request).tenant_id)
         return Response({"results": [_endpoint_out(e) for e in rows]})
 
     @extend_schema(
