@@ -30,7 +30,14 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from apps.alerts.errors import AnomalyNotFound, BudgetNotFound
-from apps.alerts.models import Anomaly, Budget, BudgetAlert, BudgetPeriod, ForecastSnapshot
+from apps.alerts.models import (
+    Anomaly,
+    Budget,
+    BudgetAlert,
+    BudgetPeriod,
+    ForecastSnapshot,
+    WebhookEndpoint,
+)
 from apps.billing.models import CreditDebit, CreditGrant
 from apps.costs.services.rollup import PriceContext, cost_row
 from apps.metering.models import Event, UsageRollup
@@ -38,6 +45,15 @@ from apps.metering.services.feeds import DAY_SUMS
 
 BURN_WINDOW_DAYS = 30  # credits' burn rate: what the last 30 days of debits spent, per day
 _PERCENT = Decimal("0.01")
+
+
+def webhook_endpoint_list(*, scope_tenant_id: UUID | None) -> QuerySet[WebhookEndpoint]:
+    """The webhook endpoints the caller may see: a tenant's own, or every one for the operator
+    (None), oldest first."""
+    rows = WebhookEndpoint.objects.select_related("tenant")
+    if scope_tenant_id is not None:
+        rows = rows.filter(tenant_id=scope_tenant_id)
+    return rows.order_by("created_at", "id")
 
 
 def budget_list(

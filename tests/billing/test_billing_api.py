@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.billing.models import CreditGrant, IdempotentRequest, Invoice, Subscription
+from apps.billing.models import CreditGrant, CreditNote, IdempotentRequest, Invoice, Subscription
 from apps.billing.services.runs import billing_run
+from apps.tenants.services.api_keys import api_key_create
 from tests.billing.billing_setup import catalog_load, subscribe
 
 NOW = datetime(2026, 11, 3, 12, tzinfo=UTC)
@@ -191,3 +192,29 @@ def test_credits_show_balance_grants_and_what_they_paid(make_tenant, admin):
         True,
     )
     assert grant["expires_at"] == (NOW + timedelta(days=30)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("finalize", None),
+        ("void", {"reason": "we say so", "reissue": True}),
+        ("mark-paid", None),
+        ("credit-notes", {"amount": "99.00", "reason": "we say so"}),
+    ],
+)
+def test_a_partners_admin_key_cannot_settle_its_own_invoice(make_tenant, api, action, body):
+    """What a partner owes is finance's to change: a tenant-bound key with every scope (as the
+    portal lets a partner make) is refused finalizing, voiding, crediting or marking paid its
+    own invoice, and the invoice is as it was."""
+    invoice = _finalized_october(make_tenant)
+    own = api(api_key_create(name="partner", scopes=["ingest", "read", "admin"],
+                             tenant=invoice.tenant).plaintext)  # fmt: skip
+    before = Invoice.objects.filter(id=invoice.id).values().get()
+
+    response = own.post(f"/api/v1/invoices/{invoice.id}/{action}", body)
+
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert Invoice.objects.filter(id=invoice.id).values().get() == before
+    assert not CreditNote.objects.filter(invoice=invoice).exists()

@@ -168,3 +168,86 @@ def test_the_revoke_command_revokes_by_prefix_and_names_an_unknown_one(make_tena
     assert api(issued.plaintext).post("/api/v1/events", an_event("b")).status_code == 401
     with pytest.raises(CommandError, match="prefix: no API key 'nothere'"):
         call_command("revoke_api_key", "--prefix", "nothere")
+
+
+# --- a presented key is never repeated -----------------------------------------------------
+
+
+def _presented_keys(make_tenant) -> dict[str, str]:
+    """Keys a caller may present that do not work: one of our shape that was never issued, a
+    live key's prefix with a wrong secret, and a revoked key."""
+    acme = make_tenant("acme")
+    live = api_key_create(name="live", scopes=["read"], tenant=acme).plaintext
+    revoked = api_key_create(name="old", scopes=["ingest", "read"], tenant=acme)
+    api_key_revoke(prefix=revoked.api_key.prefix)
+    marker, prefix, secret = live.split("_", 2)
+    return {
+        "never-issued": f"pc_0badc0de_{'Z' * len(secret)}",
+        "wrong-secret": f"{marker}_{prefix}_{secret[::-1]}",
+        "revoked": revoked.plaintext,
+    }
+
+
+def _secret_parts(plaintext: str) -> list[str]:
+    # The whole key, and its secret part alone (the prefix is public: it names the key).
+    return [plaintext, plaintext.split("_", 2)[2]]
+
+
+@pytest.mark.parametrize("which", ["never-issued", "wrong-secret", "revoked"])
+def test_a_refused_key_is_never_in_the_answer_or_the_logs(
+    make_tenant, client, caplog, settings, which
+):
+    import logging
+
+    from apps.core.logging import JsonFormatter, RequestIdFilter
+
+    plaintext = _presented_keys(make_tenant)[which]
+    settings.DEBUG = True  # so that Django logs every SQL statement, with its parameters
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django.db.backends")
+    caplog.handler.addFilter(RequestIdFilter())  # as the console handler has it
+    headers = {"Authorization": f"Bearer {plaintext}"}
+
+    answers = [
+        client.get("/api/v1/tenants", headers=headers),
+        client.get(USAGE, headers=headers),
+        client.post("/api/v1/events", json.dumps(an_event()), "application/json", headers=headers),
+        client.get("/api/v1/invoices/00000000-0000-0000-0000-000000000000", headers=headers),
+    ]
+
+    assert [r.status_code for r in answers] == [401] * 4
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    lines = []
+    for record in caplog.records:
+        lines += [plain.format(record), JsonFormatter().format(record), repr(record.args)]
+    # Django's request log line (every 4xx and 5xx) is there, and nowhere the key.
+    assert any("Unauthorized: /api/v1/tenants" in line for line in lines)
+    for response in answers:
+        text = response.content.decode() + repr(dict(response.items()))
+        for part in _secret_parts(plaintext):
+            assert part not in text
+    for line in lines:
+        for part in _secret_parts(plaintext):
+            assert part not in line
+
+
+def test_a_key_revoked_in_the_portal_fails_on_the_very_next_request(make_tenant, client, api):
+    from django.contrib.auth import get_user_model
+
+    from apps.tenants.models import Membership
+
+    acme = make_tenant("acme")
+    issued = api_key_create(name="gateway", scopes=["read"], tenant=acme)
+    caller = api(issued.plaintext)
+    assert caller.get("/api/v1/tenants").status_code == 200
+    owner = get_user_model().objects.create_user("olga", "olga@acme.example", "pw")
+    Membership.objects.create(user=owner, tenant=acme, role="owner")
+    client.force_login(owner)
+
+    revoked = client.post(f"/portal/keys/{issued.api_key.prefix}/revoke/")
+
+    assert revoked.status_code == 302
+    response = caller.get("/api/v1/tenants")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+    assert caller.post("/api/v1/events", an_event()).status_code == 401

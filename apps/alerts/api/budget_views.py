@@ -31,6 +31,7 @@ from apps.alerts.services.budgets.manage import (
     budget_update,
 )
 from apps.alerts.services.limits import limits_get, tenant_not_found
+from apps.core.api.serializers import NoInput, StrictInput
 from apps.metering.models import Meter
 from apps.tenants.api.authentication import AdminScope, ApiPrincipal, ReadScope, principal_of
 from apps.tenants.models import ApiKey, CostCenter
@@ -60,7 +61,7 @@ class _GatewayScope(permissions.BasePermission):
         )
 
 
-class BudgetIn(serializers.Serializer):
+class BudgetIn(StrictInput):
     # Plain fields: the service checks values and names the field in its error.
     name = serializers.CharField(max_length=200)
     scope = serializers.CharField()
@@ -81,12 +82,20 @@ class BudgetIn(serializers.Serializer):
     )
 
 
-class BudgetPatchIn(serializers.Serializer):
+class BudgetPatchIn(StrictInput):
     name = serializers.CharField(max_length=200, required=False)
     amount = serializers.CharField(required=False)
     thresholds = serializers.JSONField(required=False)
     action = serializers.CharField(required=False)
     notify_emails = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def unexpected_message(self, name: str) -> str:
+        if name in BudgetIn._declared_fields:
+            return (
+                "cannot be changed (it defines what is measured); create a new budget and "
+                "deactivate this one"
+            )
+        return super().unexpected_message(name)
 
 
 class BudgetStatusOut(serializers.Serializer):
@@ -254,19 +263,13 @@ class BudgetDetailView(APIView):
         budget = budget_get(budget_id=budget_id, scope_tenant_id=principal_of(request).tenant_id)
         body = BudgetPatchIn(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        fixed = sorted(set(request.data) - set(BudgetPatchIn().fields))
-        if fixed:
-            raise BudgetInvalid(
-                f"{fixed[0]}: cannot be changed (it defines what is measured); create a new "
-                "budget and deactivate this one",
-                field=fixed[0],
-            )
         updated = budget_update(budget_id=budget.id, changes=dict(body.validated_data))
         return Response(_out(updated, budget_periods_latest(budget_ids=[budget.id]).get(budget.id)))
 
     @extend_schema(summary="Deactivate a budget", request=None, responses={200: BudgetOut})
     def delete(self, request: Request, budget_id: str) -> Response:
         budget = budget_get(budget_id=budget_id, scope_tenant_id=principal_of(request).tenant_id)
+        NoInput.check(request)
         done = budget_deactivate(budget_id=budget.id)
         return Response(_out(done, budget_periods_latest(budget_ids=[budget.id]).get(budget.id)))
 

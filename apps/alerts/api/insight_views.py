@@ -16,6 +16,7 @@ from apps.alerts.errors import AnomalyQueryInvalid, ForecastQueryInvalid
 from apps.alerts.models import Anomaly, ForecastSnapshot
 from apps.alerts.selectors import anomaly_list, forecast_accuracy, forecast_latest
 from apps.alerts.services.anomalies import anomaly_acknowledge, anomaly_resolve
+from apps.core.api.serializers import NoInput
 from apps.core.errors import ValidationFailed
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope
 from apps.tenants.selectors import tenant_get
@@ -105,6 +106,7 @@ class AnomalyAcknowledgeView(APIView):
 
     @extend_schema(summary="Acknowledge an anomaly", request=None, responses={200: AnomalyOut})
     def post(self, request: Request, anomaly_id: str) -> Response:
+        NoInput.check(request)
         return Response(AnomalyOut(anomaly_acknowledge(anomaly_id=anomaly_id)).data)
 
 
@@ -113,6 +115,7 @@ class AnomalyResolveView(APIView):
 
     @extend_schema(summary="Resolve an anomaly", request=None, responses={200: AnomalyOut})
     def post(self, request: Request, anomaly_id: str) -> Response:
+        NoInput.check(request)
         return Response(AnomalyOut(anomaly_resolve(anomaly_id=anomaly_id)).data)
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from apps.alerts.errors import WebhookDeliveryNotFound
 from apps.alerts.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
+from apps.alerts.selectors import webhook_endpoint_list
 from apps.alerts.services.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -21,11 +22,12 @@ from apps.alerts.services.webhooks import (
     webhook_redeliver,
     webhook_secret_rotate,
 )
+from apps.core.api.serializers import NoInput, StrictInput
 from apps.tenants.api.authentication import AdminScope, principal_of
 from apps.tenants.selectors import tenant_get
 
 
-class EndpointIn(serializers.Serializer):
+class EndpointIn(StrictInput):
     url = serializers.CharField(max_length=500)
     event_types = serializers.ListField(child=serializers.CharField(), default=list)
     tenant = serializers.CharField(required=False, allow_blank=False)
@@ -60,10 +62,7 @@ class EndpointListView(APIView):
 
     @extend_schema(summary="Webhook endpoints", responses={200: EndpointOut(many=True)})
     def get(self, request: Request) -> Response:
-        scope = principal_of(request).tenant_id
-        rows = WebhookEndpoint.objects.select_related("tenant")
-        if scope is not None:
-            rows = rows.filter(tenant_id=scope)
+        rows = webhook_endpoint_list(scope_tenant_id=principal_of(request).tenant_id)
         return Response({"results": [_endpoint_out(e) for e in rows]})
 
     @extend_schema(
@@ -139,6 +138,7 @@ class EndpointDetailView(APIView):
         endpoint = webhook_endpoint_get(
             endpoint_id=endpoint_id, scope_tenant_id=principal_of(request).tenant_id
         )
+        NoInput.check(request)
         disabled = webhook_endpoint_disable(endpoint_id=endpoint.id, reason="disabled over the API")
         return Response(_endpoint_out(disabled))
 
@@ -155,6 +155,7 @@ class EndpointRotateView(APIView):
         endpoint = webhook_endpoint_get(
             endpoint_id=endpoint_id, scope_tenant_id=principal_of(request).tenant_id
         )
+        NoInput.check(request)
         return Response(
             _endpoint_out(webhook_secret_rotate(endpoint_id=endpoint.id), with_secret=True)
         )
@@ -170,6 +171,7 @@ class RedeliverView(APIView):
         endpoint = webhook_endpoint_get(
             endpoint_id=endpoint_id, scope_tenant_id=principal_of(request).tenant_id
         )
+        NoInput.check(request)
         try:
             delivery = WebhookDelivery.objects.filter(endpoint=endpoint, id=delivery_id).first()
         except ValidationError:  # not a UUID

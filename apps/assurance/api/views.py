@@ -20,6 +20,7 @@ from apps.assurance.selectors import (
 )
 from apps.assurance.services.findings import finding_acknowledge, finding_resolve
 from apps.assurance.services.scans import leakage_scan
+from apps.core.api.serializers import StrictInput
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope, principal_of
 
 _PERIOD = OpenApiParameter("period", str, description="YYYY-MM: a calendar month")
@@ -134,11 +135,11 @@ class FindingDetailView(APIView):
         return Response(FindingOut(finding_get(finding_id=finding_id)).data)
 
 
-class AcknowledgeIn(serializers.Serializer):
+class AcknowledgeIn(StrictInput):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class ResolveIn(serializers.Serializer):
+class ResolveIn(StrictInput):
     reason = serializers.CharField(max_length=500)
 
 
@@ -176,7 +177,7 @@ class FindingResolveView(APIView):
         return Response(FindingOut(finding_get(finding_id=finding.id)).data)
 
 
-class ScanIn(serializers.Serializer):
+class ScanIn(StrictInput):
     period = serializers.CharField()
     tenant = serializers.CharField(required=False)
 

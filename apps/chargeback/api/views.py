@@ -19,6 +19,7 @@ from apps.chargeback.services.statements import (
     statement_issue,
     statements_run,
 )
+from apps.core.api.serializers import NoInput, StrictInput
 from apps.costs.api.views import ANALYTICS_PARAMETERS, analytics_query
 from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.selectors import cost_period_parse
@@ -129,6 +130,7 @@ class StatementsRunView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
+        NoInput.check(request)
         period = cost_period_parse(str(_month(request))[:7])
         return Response(statements_run(period=period).as_dict())
 
@@ -163,11 +165,12 @@ class StatementIssueView(APIView):
         responses={200: StatementOut},
     )
     def post(self, request: Request, statement_id: str) -> Response:
+        NoInput.check(request)
         statement = statement_issue(statement_id=statement_id, actor=None)
         return Response(StatementOut(statement_get(statement_id=statement.id)).data)
 
 
-class CorrectionIn(serializers.Serializer):
+class CorrectionIn(StrictInput):
     reason = serializers.CharField(max_length=500)
 
 

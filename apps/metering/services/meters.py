@@ -51,6 +51,7 @@ _ROLLUP_SUMS = {f: f for f in NUMERIC_FIELDS if f != "latency_ms"} | {
     "latency_ms": "latency_ms_sum"
 }
 _ROLLUP_DIMS = frozenset(d for d in ROLLUP_DIMENSIONS if d != "event_type")
+_ROLLUP_DIM_NAMES = tuple(sorted(_ROLLUP_DIMS))
 _HOUR = timedelta(hours=1)
 _KEY_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
@@ -160,8 +161,20 @@ def _derivable(meter: Meter) -> bool:
     return meter.aggregation == Meter.Aggregation.MAX and meter.field == "latency_ms"
 
 
+def _column(field: str, allowed: tuple[str, ...]) -> str:
+    """``field`` as a column name of the event table, only when it is one of ``allowed``.
+
+    Meter definitions and charge filters are checked where they are written (catalog_apply,
+    meter_upsert, the admin's forms), but they reach SQL as text from the database: checked
+    again here, a row written any other way fails rather than becoming part of a statement."""
+    if field not in allowed:
+        raise MeterFieldInvalid(f"{field!r} is not one of {', '.join(allowed)} or properties.<key>")
+    return field
+
+
 class _Sql:
-    """Vendor spellings; parameters for user-given names travel as parameters, never text."""
+    """Vendor spellings. Column names come from the allowlists above; properties keys and
+    every value travel as parameters, never text."""
 
     def __init__(self) -> None:
         self.pg = connection.vendor == "postgresql"
@@ -169,7 +182,7 @@ class _Sql:
     def text(self, alias: str, field: str, params: list[Any]) -> str:
         key = property_key(field)
         if key is None:
-            return f"{alias}.{field}"
+            return f"{alias}.{_column(field, TEXT_FIELDS)}"
         params.append(key if self.pg else f'$."{key}"')
         if self.pg:
             return f"({alias}.properties ->> %s)"
@@ -178,7 +191,7 @@ class _Sql:
     def number(self, alias: str, field: str, params: list[Any]) -> str:
         key = property_key(field)
         if key is None:
-            return f"{alias}.{field}"
+            return f"{alias}.{_column(field, NUMERIC_FIELDS)}"
         if self.pg:  # JSON numbers only: a string or object reads as no value
             params.extend([key, key])
             return (
@@ -223,9 +236,9 @@ def _from_usage(sql: _Sql, meter: Meter, params: list[Any]) -> str:
     where = ["r.event_type = %s"]
     params_where: list[Any] = [meter.event_type]
     for name, value in (meter.filters or {}).items():
-        where.append(f"r.{name} = %s")
+        where.append(f"r.{_column(name, _ROLLUP_DIM_NAMES)} = %s")
         params_where.append(value)
-    groups = [f"r.{g}" for g in meter.group_by or []]
+    groups = [f"r.{_column(g, _ROLLUP_DIM_NAMES)}" for g in meter.group_by or []]
     column = _ROLLUP_SUMS.get(meter.field, "")
     if meter.aggregation == Meter.Aggregation.COUNT:
         measures = f"SUM(r.events), {_NO_NUMBER}, {_NO_NUMBER}"

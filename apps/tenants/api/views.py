@@ -6,12 +6,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.serializers import StrictInput
 from apps.tenants.api.authentication import OperatorAdminScope, ReadScope, principal_of
 from apps.tenants.selectors import tenant_get, tenant_list
 from apps.tenants.services.tenants import tenant_create
 
 
-class TenantInput(serializers.Serializer):
+class TenantInput(StrictInput):
     external_id = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
     name = serializers.CharField(max_length=200)
     currency = serializers.CharField(min_length=3, max_length=3)
