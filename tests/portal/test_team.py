@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.cache import cache
 
+from apps.core.models import AuditEntry
 from apps.tenants.models import Membership
 from tests.portal.conftest import NOW, PASSWORD, assert_no_beta
 
@@ -92,6 +93,16 @@ def test_an_owner_changes_a_role_and_removes_a_member(world, as_user):
     client.post(f"/portal/team/{vera.id}/remove/")
     assert not Membership.objects.filter(id=vera.id).exists()
     assert get_user_model().objects.filter(pk=world.viewer.pk).exists()
+
+    # The audit log names the signed-in owner as the actor of both, with the roles.
+    role_set, removed = (
+        AuditEntry.objects.get(action=a, target_id=str(vera.id))
+        for a in ("membership.role_set", "membership.remove")
+    )
+    actor = f"user:{world.owner.get_username()}"
+    assert (role_set.actor, role_set.tenant_id) == (actor, world.alpha.id)
+    assert role_set.before["role"] == "viewer" and role_set.after["role"] == "billing"
+    assert (removed.actor, removed.before["role"], removed.after) == (actor, "billing", None)
 
 
 def test_the_last_owner_is_kept(world, as_user):
