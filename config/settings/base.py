@@ -218,6 +218,30 @@ PERCALL_DEFAULT_COST_CURRENCY = env("PERCALL_DEFAULT_COST_CURRENCY", default="US
 # Wait this long after an ingest commit before rolling up, so a burst is rolled up once.
 PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", default=2)
 
+# --- Privacy at ingestion (docs/metering.md, apps/metering/services/privacy.py) -------------
+# The ``user`` attribute: hash (a keyed pseudonym, so unique counts and group-bys still work),
+# drop, or keep as sent.
+PERCALL_PRIVACY_USER = env("PERCALL_PRIVACY_USER", default="hash")
+# Top-level ``properties`` names (any case; dotted OpenTelemetry names taken literally) that
+# are hashed or dropped before anything is stored: direct identifiers and contact details,
+# including the OpenTelemetry ``user.*``, ``enduser.id`` and client address attributes.
+# Set it empty to store every property as sent.
+PERCALL_PRIVACY_DENY_PROPERTIES = env.list(
+    "PERCALL_PRIVACY_DENY_PROPERTIES",
+    default=[
+        "email", "email_address", "user_email", "phone", "phone_number", "mobile",
+        "ip", "ip_address", "client_ip", "remote_addr", "x-forwarded-for",
+        "first_name", "last_name", "full_name", "username", "user_name", "user_id",
+        "address", "street_address", "postal_code", "date_of_birth", "ssn",
+        "user.id", "user.email", "user.name", "user.full_name",
+        "enduser.id", "client.address", "http.client_ip",
+    ],
+)  # fmt: skip
+PERCALL_PRIVACY_DENY_ACTION = env("PERCALL_PRIVACY_DENY_ACTION", default="hash")
+# The HMAC key of the pseudonyms; empty: derived from SECRET_KEY. Changing it (or SECRET_KEY
+# while it is empty) changes every pseudonym from then on.
+PERCALL_PRIVACY_HASH_KEY = env("PERCALL_PRIVACY_HASH_KEY", default="")
+
 # --- Billing --------------------------------------------------------------------------------
 # Who issues the invoices: shown on every invoice and credit note.
 PERCALL_OPERATOR_NAME = env("PERCALL_OPERATOR_NAME", default="Percall demo operator")
