@@ -114,6 +114,9 @@ class IngestBatch(models.Model):
     duplicates = models.IntegerField()
     conflicts = models.IntegerField()
     rejected = models.IntegerField()
+    # Rejections by outcome code ({"unknown_tenant": 2}); {} when none (most batches), so the
+    # /metrics scrape can count each code without the per-event results.
+    rejected_codes = models.JSONField(default=dict)
 
     class Meta:
         db_table = "metering_ingest_batch"

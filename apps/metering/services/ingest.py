@@ -109,6 +109,7 @@ class IngestResult:
     conflicts: int = 0
     rejected: int = 0
     results: list[EventOutcome] = field(default_factory=list)
+    rejected_codes: Counter[str] = field(default_factory=Counter)  # rejections by code
 
     def add(self, outcome: EventOutcome) -> None:
         self.results.append(outcome)
@@ -118,6 +119,7 @@ class IngestResult:
             self.conflicts += 1
         else:
             self.rejected += 1
+            self.rejected_codes[outcome.code or "invalid"] += 1
 
 
 def _limit_check(count: int) -> None:
@@ -360,6 +362,7 @@ def _record(
         duplicates=result.duplicates,
         conflicts=result.conflicts,
         rejected=result.rejected,
+        rejected_codes=dict(sorted(result.rejected_codes.items())),
     )
     if not stored:
         return
