@@ -131,6 +131,12 @@ CELERY_BEAT_SCHEDULE = {
     # Partitions for the next months exist long before the first event lands in them; daily
     # is plenty since each run looks two months ahead.
     "metering-partitions": {"task": "metering.event_partitions_ensure", "schedule": 86400.0},
+    # Retention is counted in days and an hour's delay in deleting costs nothing: once a day
+    # deletes a day's worth of expired events (a backlog continues in follow-up runs).
+    "billing-events-retention-purge": {
+        "task": "billing.events_retention_purge",
+        "schedule": 86400.0,
+    },
     # Periods end at midnight in each tenant's timezone, so some period ends every hour
     # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
     # soon after it, and a run with nothing due costs one query.
@@ -217,6 +223,12 @@ PERCALL_INGEST_FUTURE_SKEW_SECONDS = env.int("PERCALL_INGEST_FUTURE_SKEW_SECONDS
 PERCALL_DEFAULT_COST_CURRENCY = env("PERCALL_DEFAULT_COST_CURRENCY", default="USD")
 # Wait this long after an ingest commit before rolling up, so a burst is rolled up once.
 PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", default=2)
+
+# Raw events older than this many days are deleted once rolled up and billed (never before;
+# docs/metering.md, Retention); 0 keeps them forever. 400 days: a year plus the 35-day late
+# window, so a whole year of raw events stays for audits, disputes and year-over-year unique
+# counts, and it is the longest range the usage API reads at once.
+PERCALL_RAW_EVENT_RETENTION_DAYS = env.int("PERCALL_RAW_EVENT_RETENTION_DAYS", default=400)
 
 # --- Privacy at ingestion (docs/metering.md, apps/metering/services/privacy.py) -------------
 # The ``user`` attribute: hash (a keyed pseudonym, so unique counts and group-bys still work),
