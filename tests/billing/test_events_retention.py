@@ -197,3 +197,16 @@ def test_two_purges_at_once_delete_each_event_once(history):
     assert first.deleted + second.deleted <= 5
     events_retention_purge()  # whatever a run left when it met the other's rows
     assert kept() == {"pending-1", "late-1", "globex-1", "nov-2", "jan-1"}
+
+
+def test_the_last_run_is_on_metrics(history, client):
+    from django.core.cache import cache
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cache.clear()
+    events_retention_purge()
+
+    text = client.get("/metrics").content.decode()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["percall_retention_kept_old_events"] == 3
+    assert samples["percall_retention_deleted_events"] == 5
