@@ -29,16 +29,15 @@ _KEY_PURPOSE = b"percall.metering.privacy-pseudonym"
 # Pseudonyms of recent values, so that a user's thousands of calls cost one HMAC. Bounded and
 # emptied when full; it lives in process memory only, as the request bodies themselves do.
 _CACHE_SIZE = 65_536
-# Property names seen not to be denied: a batch repeats a handful, so one subset test per
-# event (C speed) replaces lower-casing each key. Bounded like the cache.
-_CLEAN_KEYS_SIZE = 10_000
+# Verdicts by tuple of property names (which of them are denied). Bounded like the cache.
+_SHAPES_SIZE = 10_000
 _value_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 
 class PrivacyPolicy:
     """What ingestion does with ``user`` and with denied properties; built from settings."""
 
-    __slots__ = ("_clean", "_denied", "_key", "cache", "deny", "deny_action", "user_action")
+    __slots__ = ("_key", "_shapes", "cache", "deny", "deny_action", "user_action")
 
     def __init__(
         self, *, user_action: str, deny: frozenset[str], deny_action: str, key: bytes
@@ -49,8 +48,7 @@ class PrivacyPolicy:
         self._key = key
         # Value -> pseudonym of recent strings; ``event_normalize`` reads it directly.
         self.cache: dict[str, str] = {}
-        self._clean: set[str] = set()  # property names seen not to be denied, as sent
-        self._denied: set[str] = set()  # property names seen denied, as sent
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}  # names -> denied names
 
     def pseudonym(self, value: Any) -> str:
         """``anon_`` + 24 hex digits of HMAC-SHA256(key, value): a string as its UTF-8 bytes,
@@ -82,25 +80,25 @@ class PrivacyPolicy:
     def properties_apply(self, props: dict[str, Any]) -> dict[str, Any]:
         """``props`` with denied top-level keys (any case; dotted names taken literally)
         hashed or dropped, changed in place (a decoded event's own dict) and returned."""
-        clean = self._clean
-        if not self.deny or props.keys() <= clean:
+        # Events of one sender share their property names, in the same order: the names as a
+        # tuple find the verdict in one lookup, and only a new set of names is lower-cased.
+        names = tuple(props)
+        denied = self._shapes.get(names)
+        if denied is None:
+            denied = tuple(key for key in names if key.lower() in self.deny)
+            if len(self._shapes) >= _SHAPES_SIZE:
+                self._shapes.clear()
+            self._shapes[names] = denied
+        if not denied:
             return props
-        # Set operations run at C speed: only names never seen before are lower-cased.
-        denied = props.keys() & self._denied
-        if len(denied) + len(props.keys() & clean) < len(props):
-            for key in props.keys() - clean - denied:
-                if key.lower() in self.deny:
-                    denied.add(key)
-                    if len(self._denied) < _CLEAN_KEYS_SIZE:
-                        self._denied.add(key)
-                elif len(clean) < _CLEAN_KEYS_SIZE:
-                    clean.add(key)
-        for key in denied:
-            if self.deny_action == "drop":
+        if self.deny_action == "drop":
+            for key in denied:
                 del props[key]
-            elif props[key] is not None:  # null says nothing about anyone
-                value = props[key]
-                cached = self.cache.get(value) if isinstance(value, str) else None
+            return props
+        for key in denied:
+            value = props[key]
+            if value is not None:  # null says nothing about anyone
+                cached = self.cache.get(value) if value.__class__ is str else None
                 props[key] = cached or self.pseudonym(value)
         return props
 
