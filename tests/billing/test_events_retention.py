@@ -7,6 +7,7 @@ October event arrives on 10 Dec, after the last pricing of its period. The purge
 20 Jan 2027 with a 60-day retention: the cutoff is 21 Nov 2026 00:00."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -210,3 +211,59 @@ def test_the_last_run_is_on_metrics(history, client):
     samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples["percall_retention_kept_old_events"] == 3
     assert samples["percall_retention_deleted_events"] == 5
+
+
+def test_a_scan_of_a_purged_month_still_reads_the_rollups_and_finds_the_late_event(history):
+    from apps.assurance.detectors.billing import invoice_check
+    from apps.assurance.scope import scan_scope
+
+    def scan():
+        figures = invoice_check(scope=scan_scope(month=OCT.date(), tenant_ids=[history.id]))
+        money = figures.money[history.id]
+        return money.billable, money.billed, sorted(f.category for f in figures.found)
+
+    before = scan()
+    events_retention_purge()
+
+    # October billed 5 calls at 1.00; late-1 makes 6 in the rollups, before and after the purge
+    assert scan() == before == (6, 5, ["late_unbilled"])
+
+
+def test_a_purged_unique_count_is_worth_what_was_billed(history, clock, make_tenant):
+    from apps.assurance.detectors.billing import invoice_check
+    from apps.assurance.scope import scan_scope
+
+    # given initech on the growth plan: 3 users in October (volume: all 3 at the second
+    # tier's 0.80 = 2.40), 3 calls inside the 5 free
+    initech = make_tenant("initech")
+    subscribe(initech, "growth", OCT)
+    clock.move_to(NOW)
+    send(
+        *(
+            ev(f"i{n}", f"2026-10-0{n + 1}T10:00:00Z", tenant="initech")
+            | {"properties": {"user_id": f"u{n}"}}
+            for n in range(3)
+        )
+    )
+    clock.move_to(NOV + timedelta(hours=2))
+    billing_run(as_of=NOV + timedelta(hours=2))
+    clock.move_to(PURGE_AT)
+    assert [ln[1:] for ln in lines(initech)] == [("Growth base fee", "99.00"), ("users", "2.40")]
+
+    events_retention_purge()
+
+    # then the raw events are gone, and the scan does not reprice users at 0
+    assert not Event.objects.filter(tenant_id=initech.id).exists()
+    figures = invoice_check(scope=scan_scope(month=OCT.date(), tenant_ids=[initech.id]))
+    money = figures.money[initech.id]
+    assert (money.billable, money.billed) == (Decimal("2.40"), Decimal("2.40"))
+    assert figures.found == []
+
+
+def lines(tenant) -> list[tuple[str, str, str]]:
+    invoice = invoice_of(tenant, OCT)
+    return [
+        (ln["kind"], ln["description"], ln["amount"])
+        for ln in invoice["lines"]
+        if ln["amount"] != "0.00"
+    ]
