@@ -267,3 +267,16 @@ def lines(tenant) -> list[tuple[str, str, str]]:
         for ln in invoice["lines"]
         if ln["amount"] != "0.00"
     ]
+
+
+def test_the_daily_beat_entry_runs_the_purge_task(history, settings):
+    from celery import current_app
+
+    import apps.billing.tasks  # noqa: F401  (workers discover it; a test imports it)
+
+    entry = settings.CELERY_BEAT_SCHEDULE["billing-events-retention-purge"]
+    task = current_app.tasks[entry["task"]]
+
+    result = task.apply().get()
+
+    assert (entry["schedule"], result["deleted"], result["kept_older"]) == (86400.0, 5, 3)
