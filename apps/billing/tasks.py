@@ -5,6 +5,7 @@ from datetime import datetime
 from celery import shared_task
 
 from apps.billing.services.pdf import invoice_pdf_render
+from apps.billing.services.retention import events_retention_purge
 from apps.billing.services.runs import billing_run
 
 
@@ -25,3 +26,15 @@ def billing_run_task(*, as_of: str | None = None) -> dict:
 def invoice_render_pdf(*, invoice_id: str) -> str:
     """Render (or keep, when its content is unchanged) the invoice's stored PDF."""
     return invoice_pdf_render(invoice_id=invoice_id)
+
+
+@shared_task(
+    name="billing.events_retention_purge", bind=True, time_limit=3600, soft_time_limit=3540
+)
+def events_retention_purge_task(self) -> dict:
+    """Delete expired raw events that are rolled up and billed; a run that hits its row budget
+    enqueues the next one. Safe to run twice or concurrently."""
+    report = events_retention_purge()
+    if report.more:
+        self.apply_async()
+    return report.as_dict()

@@ -114,6 +114,9 @@ class IngestBatch(models.Model):
     duplicates = models.IntegerField()
     conflicts = models.IntegerField()
     rejected = models.IntegerField()
+    # Rejections by outcome code ({"unknown_tenant": 2}); {} when none (most batches), so the
+    # /metrics scrape can count each code without the per-event results.
+    rejected_codes = models.JSONField(default=dict)
 
     class Meta:
         db_table = "metering_ingest_batch"
@@ -160,7 +163,8 @@ class RollupPending(models.Model):
 
 
 class RollupHour(models.Model):
-    """One row per (tenant, hour) ever rolled up, with when it last was. A rebuild takes the row
+    """One row per (tenant, hour) ever rolled up, with when it last was (and whether retention
+    has purged its raw events since). A rebuild takes the row
     lock of each hour it rebuilds (in one order, so two workers never wait on each other in a
     cycle): row locks live in the rows, so a claim can hold tens of thousands, where advisory
     locks would fill the server's shared lock table."""
@@ -169,6 +173,9 @@ class RollupHour(models.Model):
     tenant = _tenant_reference()
     hour = models.DateTimeField()
     rolled_up_at = models.DateTimeField()
+    # Set when retention deleted raw events of this hour: its rollups are the record from then
+    # on, so a rebuild (which would count only the events left) skips the hour.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "metering_rollup_hour"

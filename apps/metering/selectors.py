@@ -21,6 +21,7 @@ from apps.metering.models import (
     Event,
     IngestTally,
     Meter,
+    RollupHour,
     RollupPending,
     UsageRollup,
 )
@@ -160,9 +161,12 @@ class IntakeCheck:
     stored_tokens: int
     rolled_up_tokens: int
     pending: bool
+    purged: bool = False  # retention deleted the hour's raw events: ``stored`` is what is left
 
     @property
     def balanced(self) -> bool:
+        if self.purged:  # the raw side is gone by design; intake and rollups still agree
+            return self.ingested == self.rolled_up
         return (
             self.ingested == self.stored == self.rolled_up
             and self.stored_tokens == self.rolled_up_tokens
@@ -195,6 +199,21 @@ def usage_intake_check(*, tenant_id: UUID, hour: datetime) -> IntakeCheck:
         stored_tokens=raw["tokens"],
         rolled_up_tokens=rolled["tokens"],
         pending=RollupPending.objects.filter(tenant_id=tenant_id, hour=hour).exists(),
+        purged=RollupHour.objects.filter(
+            tenant_id=tenant_id, hour=hour, purged_at__isnull=False
+        ).exists(),
+    )
+
+
+def purged_hours(
+    *, tenant_ids: list[UUID], start: datetime, end: datetime
+) -> set[tuple[UUID, datetime]]:
+    """The (tenant, UTC hour) pairs in ``[start, end)`` whose raw events retention purged:
+    readers comparing raw events with rollups leave them out."""
+    return set(
+        RollupHour.objects.filter(
+            tenant_id__in=tenant_ids, hour__gte=start, hour__lt=end, purged_at__isnull=False
+        ).values_list("tenant_id", "hour")
     )
 
 

@@ -131,6 +131,12 @@ CELERY_BEAT_SCHEDULE = {
     # Partitions for the next months exist long before the first event lands in them; daily
     # is plenty since each run looks two months ahead.
     "metering-partitions": {"task": "metering.event_partitions_ensure", "schedule": 86400.0},
+    # Retention is counted in days and an hour's delay in deleting costs nothing: once a day
+    # deletes a day's worth of expired events (a backlog continues in follow-up runs).
+    "billing-events-retention-purge": {
+        "task": "billing.events_retention_purge",
+        "schedule": 86400.0,
+    },
     # Periods end at midnight in each tenant's timezone, so some period ends every hour
     # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
     # soon after it, and a run with nothing due costs one query.
@@ -220,6 +226,36 @@ PERCALL_INGEST_FUTURE_SKEW_SECONDS = env.int("PERCALL_INGEST_FUTURE_SKEW_SECONDS
 PERCALL_DEFAULT_COST_CURRENCY = env("PERCALL_DEFAULT_COST_CURRENCY", default="USD")
 # Wait this long after an ingest commit before rolling up, so a burst is rolled up once.
 PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", default=2)
+
+# Raw events older than this many days are deleted once rolled up and billed (never before;
+# docs/metering.md, Retention); 0 keeps them forever. 400 days: a year plus the 35-day late
+# window, so a whole year of raw events stays for audits, disputes and year-over-year unique
+# counts, and it is the longest range the usage API reads at once.
+PERCALL_RAW_EVENT_RETENTION_DAYS = env.int("PERCALL_RAW_EVENT_RETENTION_DAYS", default=400)
+
+# --- Privacy at ingestion (docs/metering.md, apps/metering/services/privacy.py) -------------
+# The ``user`` attribute: hash (a keyed pseudonym, so unique counts and group-bys still work),
+# drop, or keep as sent.
+PERCALL_PRIVACY_USER = env("PERCALL_PRIVACY_USER", default="hash")
+# Top-level ``properties`` names (any case; dotted OpenTelemetry names taken literally) that
+# are hashed or dropped before anything is stored: direct identifiers and contact details,
+# including the OpenTelemetry ``user.*``, ``enduser.id`` and client address attributes.
+# Set it empty to store every property as sent.
+PERCALL_PRIVACY_DENY_PROPERTIES = env.list(
+    "PERCALL_PRIVACY_DENY_PROPERTIES",
+    default=[
+        "email", "email_address", "user_email", "phone", "phone_number", "mobile",
+        "ip", "ip_address", "client_ip", "remote_addr", "x-forwarded-for",
+        "first_name", "last_name", "full_name", "username", "user_name", "user_id",
+        "address", "street_address", "postal_code", "date_of_birth", "ssn",
+        "user.id", "user.email", "user.name", "user.full_name",
+        "enduser.id", "client.address", "http.client_ip",
+    ],
+)  # fmt: skip
+PERCALL_PRIVACY_DENY_ACTION = env("PERCALL_PRIVACY_DENY_ACTION", default="hash")
+# The HMAC key of the pseudonyms; empty: derived from SECRET_KEY. Changing it (or SECRET_KEY
+# while it is empty) changes every pseudonym from then on.
+PERCALL_PRIVACY_HASH_KEY = env("PERCALL_PRIVACY_HASH_KEY", default="")
 
 # --- Billing --------------------------------------------------------------------------------
 # Who issues the invoices: shown on every invoice and credit note.

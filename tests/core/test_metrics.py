@@ -65,6 +65,9 @@ def test_metrics_report_ingest_outcomes_and_rollup_lag(clock, make_tenant, make_
     assert samples[("percall_ingest_events_total", (("outcome", "rejected"),))] == 2
     assert samples[("percall_ingest_events_total", (("outcome", "duplicate"),))] == 0
     assert samples[("percall_ingest_batches_total", ())] == 1
+    assert samples[("percall_ingest_rejected_total", (("code", "unknown_tenant"),))] == 1
+    assert samples[("percall_ingest_rejected_total", (("code", "timestamp_too_old"),))] == 1
+    assert samples[("percall_ingest_rejected_total", (("code", "tenant_mismatch"),))] == 0
     # The oldest pending row was marked 90 s before the pinned clock.
     assert samples[("percall_rollup_lag_seconds", ())] == 90
     assert samples[("percall_rollup_pending", ())] == 2
@@ -167,9 +170,57 @@ def test_ingest_totals_fold_settled_batches_into_a_checkpoint(
     assert second[("percall_ingest_events_total", (("outcome", "accepted"),))] == 3 + 1
     assert second[("percall_ingest_events_total", (("outcome", "rejected"),))] == 2
     assert second[("percall_ingest_batches_total", ())] == 1 + 1
+    # the rejections by code were folded into the checkpoint with the rest
+    assert second[("percall_ingest_rejected_total", (("code", "unknown_tenant"),))] == 1
+    assert second[("percall_ingest_rejected_total", (("code", "timestamp_too_old"),))] == 1
 
 
-def test_a_scrape_reads_each_family_in_at_most_two_queries(client, django_assert_max_num_queries):
-    # ingest 2 (settled id, sums), rollups 1, webhooks 1; task failures read the cache.
-    with django_assert_max_num_queries(4):
+def test_rejections_are_counted_by_code_across_batches_and_the_checkpoint(
+    clock, make_tenant, make_key, api, client
+):
+    # given one batch with 2 unknown tenants, 1 invalid and 1 in the future, settled
+    acme = make_tenant("acme")
+    post = api(make_key()).post
+    at = "2026-11-20T10:15:00Z"
+
+    def ev(event_id, **fields):
+        return {"id": event_id, "tenant": "acme", "type": "api.call", "timestamp": at} | fields
+
+    first = [
+        ev("a", tenant="nobody"),
+        ev("b", tenant="nobody"),
+        ev("c", input_tokens=-1),
+        ev("d", timestamp="2026-11-21T00:00:00Z"),
+        ev("ok1"),
+    ]
+    assert post("/api/v1/events", {"events": first}).json()["rejected"] == 4
+    clock.shift(timedelta(minutes=11))
+    _samples(client.get("/metrics"))  # folds the first batch into the checkpoint
+    # when a newer batch brings 1 more unknown tenant and a tenant-bound key 1 mismatch
+    assert post("/api/v1/events", {"events": [ev("e", tenant="nobody")]}).json()["rejected"]
+    bound = api(make_key(tenant=acme))
+    assert bound.post("/api/v1/events", {"events": [ev("f", tenant="other")]}).json()["rejected"]
+
+    samples = _samples(client.get("/metrics"))
+
+    def rejected(code):
+        return samples[("percall_ingest_rejected_total", (("code", code),))]
+
+    assert rejected("unknown_tenant") == 2 + 1
+    assert rejected("invalid") == 1
+    assert rejected("timestamp_in_future") == 1
+    assert rejected("tenant_mismatch") == 1
+    assert rejected("timestamp_too_old") == 0
+    assert samples[("percall_ingest_events_total", (("outcome", "rejected"),))] == 4 + 1 + 1
+    assert IngestBatch.objects.order_by("id").first().rejected_codes == {
+        "invalid": 1,
+        "timestamp_in_future": 1,
+        "unknown_tenant": 2,
+    }
+
+
+def test_a_scrape_reads_each_family_in_at_most_three_queries(client, django_assert_max_num_queries):
+    # ingest 3 (settled id, sums, rejections by code), rollups 1, webhooks 1; task failures
+    # read the cache.
+    with django_assert_max_num_queries(5):
         assert client.get("/metrics").status_code == 200

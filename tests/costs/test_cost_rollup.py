@@ -294,3 +294,25 @@ def test_only_cache_hits_have_avoided_cost(tenants):
 
     row = CostRollup.objects.get(tenant=tenants["globex"], event_type="llm.batch")
     assert (row.source, row.cost, row.avoided_cost) == ("event", D("0.001"), 0)
+
+
+def test_a_day_whose_raw_events_retention_purged_keeps_its_workflow_depths(tenants):
+    # given 10-05's raw events gone and its hours marked purged, as retention leaves them
+    from apps.metering.models import Event, RollupHour
+
+    acme = tenants["acme"].id
+    day = (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 10, 6, tzinfo=UTC))
+    Event.objects.filter(tenant_id=acme, timestamp__gte=day[0], timestamp__lt=day[1]).delete()
+    RollupHour.objects.filter(tenant_id=acme, hour__gte=day[0], hour__lt=day[1]).update(
+        purged_at=NOW
+    )
+    costs_before = rows_of(tenants["acme"], day=OCT5)
+
+    # when the day is costed again (a price-book change re-costs it)
+    cost_days_rebuild(pairs=[(acme, OCT5), (acme, OCT6)])
+
+    # then 10-05 keeps its depth (1 run, 5 calls, 3 deep) and its costs (from the rollups);
+    # 10-06, with its raw events, is rebuilt as before
+    depths = set(WorkflowDepth.objects.values_list("day", "runs", "calls", "max_depth"))
+    assert {(OCT5, 1, 5, 3), (OCT6, 1, 3, 2)} <= depths
+    assert rows_of(tenants["acme"], day=OCT5) == costs_before

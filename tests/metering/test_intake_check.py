@@ -70,6 +70,7 @@ def test_balanced_once_the_ingest_job_has_rolled_up(make_tenant, make_key, api):
         "stored": 3,
         "rolled_up": 3,
         "pending": False,
+        "purged": False,
         "balanced": True,
     }
 
@@ -183,6 +184,7 @@ def test_any_time_in_the_hour_checks_that_utc_hour(make_tenant, make_key, api):
         "stored": 3,
         "rolled_up": 3,
         "pending": False,
+        "purged": False,
         "balanced": True,
     }
 

@@ -7,6 +7,7 @@ Invoices are repriced with billing's own functions (``charges_usage``, ``bill_pr
 would bill as an adjustment.
 """
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from apps.catalog.models import Charge
 from apps.core.periods import BillingPeriod
 from apps.costs.selectors import cost_totals, revenue_totals
 from apps.metering.models import Event
+from apps.metering.selectors import purged_hours
 
 ZERO = Decimal(0)
 _FINAL = (Invoice.Status.FINALIZED, Invoice.Status.PAID)
@@ -72,6 +74,49 @@ def _adjusting(invoices: list[Invoice]) -> dict[tuple[UUID, datetime], list[Invo
     return found
 
 
+def _purged_invoices(invoices: list[Invoice]) -> set[UUID]:
+    """The invoices whose period has an hour retention purged, in one query."""
+    if not invoices:
+        return set()
+    hours = purged_hours(
+        tenant_ids=list({i.tenant_id for i in invoices}),
+        start=min(i.period_start for i in invoices),
+        end=max(i.period_end for i in invoices),
+    )
+    by_tenant: dict[UUID, list[datetime]] = defaultdict(list)
+    for tenant_id, hour in hours:
+        by_tenant[tenant_id].append(hour)
+    for tenant_hours in by_tenant.values():
+        tenant_hours.sort()
+    found = set()
+    for i in invoices:
+        tenant_hours = by_tenant.get(i.tenant_id, [])
+        at = bisect_left(tenant_hours, i.period_start)
+        if at < len(tenant_hours) and tenant_hours[at] < i.period_end:
+            found.add(i.id)
+    return found
+
+
+def _raw_meters(bill: PeriodBill) -> set[str]:
+    """The meters of a bill that are counted from raw events, not rollups."""
+    return {c.meter.code for c in bill.charges if c.meter.aggregation in ("unique_count", "latest")}
+
+
+def _usage_total(
+    lines: Any, *, billed: dict[str, Any] | None = None, raw: set[str] | None = None
+) -> Decimal:
+    """The usage lines' amount, taking what was billed for the lines of ``raw`` meters."""
+    total = ZERO
+    for line in lines:
+        if line.kind.value != "usage":
+            continue
+        if raw and billed is not None and line.meter in raw:
+            total += billed[line.key].amount
+        else:
+            total += line.amount
+    return total
+
+
 def invoice_check(*, scope: ScanScope) -> BillingFigures:
     """Reprice every live invoice of the month; for finalized ones, each charge whose usage
     moved since is ``late_unbilled`` when events of its type arrived after the invoice was
@@ -88,16 +133,15 @@ def invoice_check(*, scope: ScanScope) -> BillingFigures:
             money.credited += invoice.credits_applied_amount
     if not bills:
         return figures
+    purged = _purged_invoices([i for i, _ in bills.values() if i.status in _FINAL])
     usage = charges_usage(windows={b.window: b.charges for _, b in bills.values()})
     adjusting = _adjusting([i for i, _ in bills.values() if i.status in _FINAL])
     moved: list[tuple[Invoice, PeriodBill, str, Decimal, Decimal, Decimal]] = []
     for invoice, bill in bills.values():
         repriced = bill_price(bill, usage[bill.window])
         money = figures.money[invoice.tenant_id]
-        money.billable += sum(
-            (ln.amount for ln in repriced.lines if ln.kind.value == "usage"), ZERO
-        )
         if invoice.status not in _FINAL:
+            money.billable += _usage_total(repriced.lines)
             money.billed += sum(
                 (ln.amount for ln in invoice.lines.all() if ln.kind == InvoiceLine.Kind.USAGE), ZERO
             )
@@ -106,12 +150,17 @@ def invoice_check(*, scope: ScanScope) -> BillingFigures:
             invoice, adjusting.get((bill.subscription.id, invoice.period_start), [])
         )
         money.billed += sum((b.amount for k, b in billed.items() if k != "minimum"), ZERO)
+        # Retention deleted raw events of a purged period, and unique counts and latest values
+        # read raw events: repriced, they would be short of them. Those charges are worth what
+        # was billed; the others are read from the rollups, which keep every event.
+        raw = _raw_meters(bill) if invoice.id in purged else set()
+        money.billable += _usage_total(repriced.lines, billed=billed, raw=raw)
         now = {ln.key: ln for ln in repriced.lines}
         for change in late_adjustments(
             finalized=invoice, repriced=repriced, billed=billed, label=""
         ):
             key = change.key.split("|", 1)[1]
-            if key == "minimum":
+            if key == "minimum" or change.meter in raw:
                 continue  # the minimum follows usage: the usage line carries the finding
             line = now.get(key)
             meter = change.meter or key

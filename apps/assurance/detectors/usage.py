@@ -28,6 +28,7 @@ from apps.metering.models import (
     RollupPending,
     UsageRollup,
 )
+from apps.metering.selectors import purged_hours
 
 ZERO = Decimal(0)
 _ROLLUP_KEYS = {d for d in ROLLUP_DIMENSIONS if d != "cost_currency"}
@@ -305,9 +306,11 @@ def _hour_counts(
     window: BillingPeriod, tenant_ids: list[UUID]
 ) -> tuple[dict[tuple[UUID, Any], int], dict[tuple[UUID, Any], int], set[tuple[UUID, Any]]]:
     """Per (tenant, UTC hour): raw events, events the usage rollup counted, and the hours
-    still queued for a rollup."""
+    to leave out: still queued for a rollup, or purged by retention (their raw events are
+    gone by design, and the rollups are the record)."""
     span = Q(tenant_id__in=tenant_ids, hour__gte=window.start, hour__lt=window.end)
     pending = set(RollupPending.objects.filter(span).values_list("tenant_id", "hour"))
+    pending |= purged_hours(tenant_ids=tenant_ids, start=window.start, end=window.end)
     # The raw events of exactly the rollup hours in ``span``: with a half-hour offset the
     # window's edges fall inside an hour, which belongs to the side where it starts.
     events = Event.objects.filter(
@@ -333,7 +336,8 @@ def _hour_counts(
 
 def rollup_mismatch(*, scope: ScanScope) -> list[Detected]:
     """Tenant-hours whose usage rollup counts other events than the raw store holds (hours
-    still queued for a rollup are in flight, not wrong, and are left out)."""
+    still queued for a rollup are in flight, not wrong, and hours whose raw events retention
+    purged have nothing to compare with: both are left out)."""
     costs = cost_by_type(scope)
     found = []
     for window, tenant_ids in scope.by_window().items():

@@ -33,6 +33,7 @@ from apps.catalog.selectors import rate_card_versions
 from apps.core.audit import audit_record
 from apps.core.money import quantize
 from apps.core.periods import BillingPeriod
+from apps.metering.selectors import purged_hours
 
 
 def invoices_for_update() -> QuerySet[Invoice]:
@@ -102,6 +103,15 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
     subscription, invoice = _locked(invoice_id)
     if invoice.status == Invoice.Status.VOID:
         raise InvoiceNotDraft(f"invoice {invoice.number or invoice.id} is already void")
+    if reissue and purged_hours(
+        tenant_ids=[invoice.tenant_id], start=invoice.period_start, end=invoice.period_end
+    ):
+        # A reissue reprices the period, and unique counts read raw events retention deleted.
+        raise BillingInvalid(
+            f"reissue: the raw events of invoice {invoice.number}'s period were deleted by "
+            "retention, so it cannot be priced again; issue a credit note to correct it",
+            field="reissue",
+        )
     if invoice.status == Invoice.Status.PAID:
         raise InvoiceNotDraft(
             f"invoice {invoice.number} is paid; issue a credit note to correct it"

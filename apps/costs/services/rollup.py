@@ -37,6 +37,7 @@ from apps.metering.services.feeds import (
     DAY_DIMENSIONS,
     DAY_SUMS,
     TenantDay,
+    purged_days,
     rollup_changes_claim,
     tenant_days_cte,
     usage_by_day,
@@ -196,9 +197,17 @@ def cost_days_rebuild(*, pairs: Sequence[TenantDay], prices: PriceContext | None
         return 0
     prices = prices or PriceContext()
     _days_lock(pairs, prices)
-    cte, params, _, _ = tenant_days_cte(pairs)
+    # Workflow depths come from raw traces: on a day retention purged they are kept as built.
+    purged = purged_days(tenant_days=pairs)
+    traced = [pair for pair in pairs if pair not in purged]
     with connection.cursor() as cursor:
-        for table in (CostRollup._meta.db_table, WorkflowDepth._meta.db_table):
+        for table, days in (
+            (CostRollup._meta.db_table, pairs),
+            (WorkflowDepth._meta.db_table, traced),
+        ):
+            if not days:
+                continue
+            cte, params, _, _ = tenant_days_cte(days)
             cursor.execute(
                 f"WITH {cte} DELETE FROM {table} WHERE (tenant_id, day) IN "
                 "(SELECT tenant_id, day FROM c)",
@@ -210,7 +219,7 @@ def cost_days_rebuild(*, pairs: Sequence[TenantDay], prices: PriceContext | None
         WorkflowDepth(
             tenant_id=tenant, day=day, workflow=w, runs=runs, calls=calls, max_depth=depth
         )
-        for tenant, day, w, runs, calls, depth in workflow_runs_by_day(tenant_days=pairs)
+        for tenant, day, w, runs, calls, depth in workflow_runs_by_day(tenant_days=traced)
     ]
     WorkflowDepth.objects.bulk_create(depths, batch_size=5000)
     return len(rows)

@@ -217,6 +217,7 @@ class UsageCheckView(APIView):
                 "stored": check.stored,
                 "rolled_up": check.rolled_up,
                 "pending": check.pending,
+                "purged": check.purged,
                 "balanced": check.balanced,
             }
         )

@@ -18,6 +18,7 @@ import msgspec
 from django.conf import settings
 
 from apps.core.money import currency_is_known
+from apps.metering.services.privacy import PrivacyPolicy
 
 Str64 = Annotated[str, msgspec.Meta(max_length=64)]
 Str128 = Annotated[str, msgspec.Meta(max_length=128)]
@@ -312,9 +313,14 @@ def _event_type_check(event_type: str) -> None:
         _valid_types.add(event_type)
 
 
-def event_normalize(event: EventIn, *, default_cost_currency: str) -> tuple[list[Any], bytes]:
+def event_normalize(
+    event: EventIn, *, default_cost_currency: str, privacy: PrivacyPolicy | None = None
+) -> tuple[list[Any], bytes]:
     """The checked column values of one event, in ``ATTRIBUTE_COLUMNS`` order, and its
-    properties as canonical JSON bytes (keys sorted). Raises EventInvalid naming the field."""
+    properties as canonical JSON bytes (keys sorted). Raises EventInvalid naming the field.
+
+    With ``privacy``, ``user`` and denied properties come back pseudonymized or dropped: what
+    the payload hash and the store see, so a resent event still hashes alike."""
     if event.type not in _valid_types:
         _event_type_check(event.type)
     values = list(msgspec.structs.astuple(event)[_FIRST_ATTRIBUTE:])
@@ -341,6 +347,16 @@ def event_normalize(event: EventIn, *, default_cost_currency: str) -> tuple[list
         raise EventInvalid(f"cost_currency: {currency!r} is not an ISO 4217 code")
     if currency is None and values[_COST] is not None:
         values[_CURRENCY] = default_cost_currency
+    if privacy is not None:
+        user = values[_USER]
+        if user is not None and privacy.user_action != "keep":
+            values[_USER] = (
+                privacy.cache.get(user) or privacy.pseudonym(user)
+                if privacy.user_action == "hash"
+                else None
+            )
+        if props:
+            props = privacy.properties_apply(props)
     properties = properties_encoder.encode(props)
     if len(properties) > MAX_PROPERTIES_BYTES:
         raise EventInvalid(
@@ -352,6 +368,7 @@ def event_normalize(event: EventIn, *, default_cost_currency: str) -> tuple[list
 
 _CURRENCY = _POSITION["cost_currency"]
 _COST = _POSITION["cost"]
+_USER = _POSITION["user"]
 
 
 def timestamp_to_ms(value: datetime) -> datetime:

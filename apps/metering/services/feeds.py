@@ -11,7 +11,7 @@ from uuid import UUID
 
 from django.db import connection
 
-from apps.metering.models import ROLLUP_DIMENSIONS, ROLLUP_FLAGS
+from apps.metering.models import ROLLUP_DIMENSIONS, ROLLUP_FLAGS, RollupHour
 
 TenantDay = tuple[UUID, date]
 DAY_DIMENSIONS = (*ROLLUP_DIMENSIONS, *ROLLUP_FLAGS)
@@ -60,6 +60,23 @@ def rollup_changes_claim(*, limit: int) -> list[TenantDay]:
             )
             rows = [(UUID(str(t)), _sqlite_time(h)) for _, t, h in claimed]
     return sorted({(tenant, hour.astimezone(UTC).date()) for tenant, hour in rows})
+
+
+def purged_days(*, tenant_days: Sequence[TenantDay]) -> set[TenantDay]:
+    """The (tenant, UTC day) pairs with an hour whose raw events retention purged: what is
+    derived from raw events there (workflow runs and depths) can no longer be recomputed, and
+    the rows already derived are kept."""
+    if not tenant_days:
+        return set()
+    start, _ = _day_bounds(min(d for _, d in tenant_days))
+    _, end = _day_bounds(max(d for _, d in tenant_days))
+    hours = RollupHour.objects.filter(
+        tenant_id__in={t for t, _ in tenant_days},
+        hour__gte=start,
+        hour__lt=end,
+        purged_at__isnull=False,
+    ).values_list("tenant_id", "hour")
+    return {(t, h.astimezone(UTC).date()) for t, h in hours} & set(tenant_days)
 
 
 def _sqlite_time(value: Any) -> datetime:

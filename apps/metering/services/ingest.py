@@ -40,6 +40,7 @@ from apps.metering.services.event_schema import (
 )
 from apps.metering.services.event_store import StagedEvent, event_rows_append
 from apps.metering.services.partitions import event_partitions_ensure
+from apps.metering.services.privacy import PrivacyPolicy, privacy_policy
 from apps.metering.services.rollup import rollup_pending_mark
 from apps.tenants.selectors import tenant_ids_by_external_id
 from apps.tenants.services.tenants import tenant_first_calls_record
@@ -108,6 +109,7 @@ class IngestResult:
     conflicts: int = 0
     rejected: int = 0
     results: list[EventOutcome] = field(default_factory=list)
+    rejected_codes: Counter[str] = field(default_factory=Counter)  # rejections by code
 
     def add(self, outcome: EventOutcome) -> None:
         self.results.append(outcome)
@@ -117,6 +119,7 @@ class IngestResult:
             self.conflicts += 1
         else:
             self.rejected += 1
+            self.rejected_codes[outcome.code or "invalid"] += 1
 
 
 def _limit_check(count: int) -> None:
@@ -212,6 +215,7 @@ class _Intake:
     newest: str  # now plus the allowed clock skew
     backfill: bool
     cost_currency: str
+    privacy: PrivacyPolicy
 
 
 def _event_stage(index: int, item: EventIn, intake: _Intake) -> StagedEvent:
@@ -221,7 +225,9 @@ def _event_stage(index: int, item: EventIn, intake: _Intake) -> StagedEvent:
     tenant_id = intake.tenant_ids.get(tenant_name)
     if tenant_id is None:
         raise EventInvalid(f"tenant: {tenant_name!r} is not a known tenant", code="unknown_tenant")
-    attributes, properties = event_normalize(item, default_cost_currency=intake.cost_currency)
+    attributes, properties = event_normalize(
+        item, default_cost_currency=intake.cost_currency, privacy=intake.privacy
+    )
     sent = None if item.timestamp is None else sent_time_text(item.timestamp)
     timestamp = intake.received_at if sent is None else sent
     if timestamp < intake.oldest and not intake.backfill:
@@ -269,6 +275,7 @@ def events_ingest(
         newest=utc_text(now + timedelta(seconds=settings.PERCALL_INGEST_FUTURE_SKEW_SECONDS)),
         backfill=backfill,
         cost_currency=settings.PERCALL_DEFAULT_COST_CURRENCY,
+        privacy=privacy_policy(),
     )
     result = IngestResult()
     staged: dict[tuple[str, str], StagedEvent] = {}
@@ -355,6 +362,7 @@ def _record(
         duplicates=result.duplicates,
         conflicts=result.conflicts,
         rejected=result.rejected,
+        rejected_codes=dict(sorted(result.rejected_codes.items())),
     )
     if not stored:
         return

@@ -14,6 +14,7 @@ hours, and each window is one range scan of the event table, kept to the claimed
 pairs by a hashed semi-join and grouped by hashing in one pass.
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,8 @@ from apps.metering.models import (
 )
 from apps.metering.services.meters import meter_rollups_recompute
 from apps.metering.services.statistics import event_statistics_refresh
+
+logger = logging.getLogger(__name__)
 
 TenantHour = tuple[UUID, datetime]
 # What ``rollup_pending_mark`` takes: a tenant id and an hour, each a value or its text (a UUID's
@@ -196,10 +199,37 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
     )
 
 
+def _purged(pairs: Sequence[TenantHour]) -> set[TenantHour]:
+    """The pairs whose raw events retention has purged (read under the hours' locks)."""
+    if not pairs:
+        return set()
+    hours = RollupHour.objects.filter(
+        tenant_id__in={t for t, _ in pairs},
+        hour__gte=min(h for _, h in pairs),
+        hour__lte=max(h for _, h in pairs),
+        purged_at__isnull=False,
+    ).values_list("tenant_id", "hour")
+    return set(hours) & set(pairs)
+
+
 def _recompute(pairs: Sequence[TenantHour]) -> None:
-    """Rebuild the rollup rows of ``pairs`` from raw events. Caller holds the transaction."""
+    """Rebuild the rollup rows of ``pairs`` from raw events. Caller holds the transaction.
+
+    An hour whose raw events retention purged is not rebuilt: its rollups were computed from
+    every event and are the record now; a rebuild would count only what is left (an event
+    backfilled into it later stays raw, unrolled, and shows in the intake check)."""
     with connection.cursor() as cursor:
         _hours_lock(cursor, pairs, timezone.now())
+        purged = _purged(pairs)
+        if purged:
+            logger.warning(
+                "rollup: %d purged (tenant, hour) pairs not rebuilt, e.g. %s",
+                len(purged),
+                min(purged),
+            )
+            pairs = [pair for pair in pairs if pair not in purged]
+            if not pairs:
+                return
         rows_insert(
             table=RollupChanged._meta.db_table,
             columns=("tenant_id", "hour"),
@@ -248,7 +278,8 @@ def meter_rollups_rebuild(
     if meter is None:
         return None
     with transaction.atomic():
-        hours = RollupHour.objects.order_by("hour", "tenant_id")
+        # Purged hours keep the meter rows they have: their raw events are gone.
+        hours = RollupHour.objects.filter(purged_at__isnull=True).order_by("hour", "tenant_id")
         if after is not None:
             hours = hours.filter(hour__gt=after)
         pairs = sorted(hours.values_list("tenant_id", "hour")[:chunk])
@@ -257,7 +288,7 @@ def meter_rollups_rebuild(
         last = max(h for _, h in pairs)
         # Whole hours only: the next chunk starts after ``last``.
         pairs.extend(
-            RollupHour.objects.filter(hour=last)
+            RollupHour.objects.filter(hour=last, purged_at__isnull=True)
             .exclude(tenant_id__in=[t for t, h in pairs if h == last])
             .values_list("tenant_id", "hour")
         )
