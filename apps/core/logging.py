@@ -36,7 +36,10 @@ class RequestIdFilter(logging.Filter):
     """Puts the current request (or task) id on every record as ``request_id``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        # Django logs a 4xx/5xx answer ("django.request") after the middleware has returned,
+        # outside the request's context; its record carries the request, which carries the id.
+        request = getattr(record, "request", None)
+        record.request_id = request_id_var.get() or getattr(request, "percall_request_id", "")
         return True
 
 

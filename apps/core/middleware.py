@@ -22,6 +22,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_accept(request.headers.get("X-Request-ID"))
         token = request_id_var.set(request_id)
+        request.percall_request_id = request_id  # type: ignore[attr-defined]  # for late logs
         audit = audit_request_bind(request)
         try:
             response = self.get_response(request)

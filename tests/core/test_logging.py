@@ -66,6 +66,15 @@ def test_an_invalid_request_id_is_replaced_by_a_new_one(client, logging_view, ca
     assert record.request_id == returned
 
 
+def test_djangos_own_line_for_a_4xx_answer_carries_the_request_id(client, caplog):
+    caplog.handler.addFilter(RequestIdFilter())
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = client.get("/api/v1/no-such-thing", headers={"X-Request-ID": "edge-404"})
+    assert response.status_code == 404
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert record.request_id == "edge-404"
+
+
 def test_each_request_without_an_id_gets_its_own(client):
     first = client.get("/healthz")["X-Request-ID"]
     second = client.get("/healthz")["X-Request-ID"]
