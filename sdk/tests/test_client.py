@@ -217,3 +217,12 @@ def test_a_span_that_raises_records_the_error(server, client):
     except TimeoutError:
         pass
     assert server.stored[0]["properties"] == {"error.type": "TimeoutError"}
+
+
+def test_close_keeps_retrying_a_batch_in_flight_until_the_shutdown_deadline(server, make_client):
+    client = make_client(flush_interval=0.01, shutdown_timeout=5)
+    server.faults = [lambda: httpx.Response(503)] * 3
+    client.track("api.call")
+    time.sleep(0.05)  # the flush thread is now retrying
+    client.close()
+    assert len(server.stored) == 1 and client.stats()["failed"] == 0

@@ -104,6 +104,7 @@ class Percall:
         self._encoder = Encoder(merged)
         self._sync = sync
         self._closed = False
+        self._shutdown_deadline: float | None = None
         self._thread: threading.Thread | None = None
         self._reset()
         if sync:
@@ -182,12 +183,13 @@ class Percall:
         exit."""
         if self._closed:
             return
+        self._shutdown_deadline = time.monotonic() + self._shutdown_timeout
         self._closed = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(self._shutdown_timeout)
-        self._drain(time.monotonic() + self._shutdown_timeout)
+        self._drain(self._shutdown_deadline)
         self._http.close()
         atexit.unregister(self.close)
 
@@ -324,8 +326,10 @@ class Percall:
             else:
                 cap = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
                 delay = random.uniform(0, cap)  # full jitter: clients do not retry in step
-            out_of_time = deadline is not None and time.monotonic() + delay > deadline
-            if attempt > self._max_retries or out_of_time or (self._closed and deadline is None):
+            # After close() even the flush thread's retries stop at the shutdown deadline.
+            limit = self._shutdown_deadline if deadline is None else deadline
+            out_of_time = limit is not None and time.monotonic() + delay > limit
+            if attempt > self._max_retries or out_of_time:
                 log.error(
                     "percall: %d events not sent after %d attempts (%s)", count, attempt, reason
                 )
