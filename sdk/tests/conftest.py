@@ -38,13 +38,23 @@ class FakePercall:
                 key = (event.get("tenant"), event["id"])
                 if code:
                     results.append(
-                        {"index": index, "id": event["id"], "status": "rejected", "code": code,
-                         "message": f"{code}!"}
+                        {
+                            "index": index,
+                            "id": event["id"],
+                            "status": "rejected",
+                            "code": code,
+                            "message": f"{code}!",
+                        }
                     )
                 elif key in self.events:
                     results.append(
-                        {"index": index, "id": event["id"], "status": "duplicate",
-                         "code": "duplicate", "message": "already stored"}
+                        {
+                            "index": index,
+                            "id": event["id"],
+                            "status": "duplicate",
+                            "code": "duplicate",
+                            "message": "already stored",
+                        }
                     )
                 else:
                     self.events[key] = event
@@ -52,8 +62,13 @@ class FakePercall:
             rejected = sum(r["status"] == "rejected" for r in results)
             return httpx.Response(
                 207 if rejected else 200,
-                json={"accepted": accepted, "duplicates": len(results) - rejected,
-                      "conflicts": 0, "rejected": rejected, "results": results},
+                json={
+                    "accepted": accepted,
+                    "duplicates": len(results) - rejected,
+                    "conflicts": 0,
+                    "rejected": rejected,
+                    "results": results,
+                },
             )
 
     @property

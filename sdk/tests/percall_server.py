@@ -64,7 +64,7 @@ def _env(directory: Path) -> dict[str, str]:
 
 
 def _run(python: str, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+    done = subprocess.run(
         [python, "manage.py", *args],
         cwd=REPO,
         env=env,
@@ -81,7 +81,7 @@ def _run(python: str, env: dict[str, str], *args: str) -> str:
 @contextlib.contextmanager
 def percall_server(workers: int = 1) -> Iterator[Server]:
     python = _python()
-    probe = subprocess.run(  # noqa: S603
+    probe = subprocess.run(
         [python, "-c", "import django, rest_framework, msgspec, gunicorn, config.settings.base"],
         cwd=REPO,
         env=_env(Path(tempfile.gettempdir())),
@@ -95,14 +95,25 @@ def percall_server(workers: int = 1) -> Iterator[Server]:
         directory = Path(tmp)
         env = _env(directory)
         _run(python, env, "migrate", "--noinput", "-v", "0")
-        output = _run(python, env, "create_api_key", "--name", "sdk-e2e", "--scopes",
-                      "ingest,read,admin")
+        output = _run(
+            python, env, "create_api_key", "--name", "sdk-e2e", "--scopes", "ingest,read,admin"
+        )
         api_key = output.strip().splitlines()[-1].strip()
         port = free_port()
         log = (directory / "server.log").open("w")
-        process = subprocess.Popen(  # noqa: S603
-            [python, "-m", "gunicorn", "config.wsgi:application", "--bind",
-             f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+        process = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -138,8 +149,13 @@ def tenant_create(server: Server, external_id: str) -> None:
     response = httpx.post(
         f"{server.url}/api/v1/tenants",
         headers={"Authorization": f"Bearer {server.api_key}"},
-        json={"external_id": external_id, "name": external_id.title(), "currency": "USD",
-              "timezone": "UTC", "tax_rate": "0"},
+        json={
+            "external_id": external_id,
+            "name": external_id.title(),
+            "currency": "USD",
+            "timezone": "UTC",
+            "tax_rate": "0",
+        },
         timeout=30,
     )
     if response.status_code not in (200, 201):

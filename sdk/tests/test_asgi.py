@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-starlette = pytest.importorskip("starlette", reason="starlette is an SDK test extra: pip install -e sdk[dev]")
-from starlette.applications import Starlette  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-from starlette.responses import JSONResponse, PlainTextResponse  # noqa: E402
-from starlette.routing import Mount, Route  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+starlette = pytest.importorskip(
+    "starlette", reason="starlette is an SDK test extra: pip install -e sdk[dev]"
+)
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
 
-import percall  # noqa: E402
-from percall.integrations.asgi import PercallMiddleware  # noqa: E402
-from percall.tenants import from_api_key, from_header  # noqa: E402
+from percall.integrations.asgi import PercallMiddleware
+from percall.tenants import from_api_key, from_header
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

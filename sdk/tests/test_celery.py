@@ -6,8 +6,8 @@ import pytest
 
 celery = pytest.importorskip("celery", reason="Celery is not installed")
 
-import percall  # noqa: E402
-from percall.integrations.celery import HEADER, instrument  # noqa: E402
+import percall
+from percall.integrations.celery import HEADER, instrument
 
 
 @pytest.fixture

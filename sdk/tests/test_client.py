@@ -16,9 +16,7 @@ RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def test_an_event_has_a_uuid7_a_millisecond_utc_time_and_only_known_top_level_names(
-    server, client
-):
+def test_an_event_has_a_uuid7_a_millisecond_utc_time_and_only_known_top_level_names(server, client):
     client.track("api.call", endpoint="/search", status_code=200, http_method="GET")
 
     (event,) = server.stored
@@ -47,13 +45,20 @@ def test_numbers_are_sent_as_the_server_keeps_them(server, client):
     )
 
     (event,) = server.stored
-    assert event["latency_ms"] == "12.346"  # microsecond precision is what is stored
-    assert event["cost"] == "0.3"  # 15 significant digits: no binary float noise
-    assert event["credits"] == "1.5"
+    assert event["latency_ms"] == 12.346  # microsecond precision is what is stored
+    assert event["cost"] == 0.3  # 15 significant digits: no binary float noise
+    assert event["credits"] == "1.5"  # a Decimal goes as a decimal string
     assert "quantity" not in event  # never NaN
     assert event["input_tokens"] == 812 and event["output_tokens"] == 96
     assert event["properties"] == {"score": None, "ok": 1.5}
     assert b"NaN" not in json.dumps(server.requests).encode()
+
+
+def test_floats_keep_at_most_12_places_and_15_digits(server, client):
+    client.track("llm.call", cost=1.234567890123456789e-7, credits=123456789.123456789)
+    (event,) = server.stored
+    assert event["cost"] == 1.23457e-07  # 12 places
+    assert event["credits"] == 123456789.123457  # 15 significant digits
 
 
 def test_a_given_timestamp_is_converted_to_utc_milliseconds(server, client):
@@ -199,9 +204,8 @@ def test_module_level_track_uses_the_default_client(server, make_client):
 
 
 def test_span_times_a_block_and_parents_what_is_tracked_inside(server, client):
-    with percall.context(tenant="globex"):
-        with client.span("tool.call", endpoint="vector_search") as span:
-            client.track("llm.call")
+    with percall.context(tenant="globex"), client.span("tool.call", endpoint="x") as span:
+        client.track("llm.call")
     inner, outer = server.stored
     assert outer["type"] == "tool.call" and "parent_span_id" not in outer  # a root span
     assert inner["trace_id"] == outer["trace_id"] == span.trace_id

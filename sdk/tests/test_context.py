@@ -18,7 +18,11 @@ def test_events_inherit_the_context_and_inner_blocks_override_it(server, client)
     client.track("api.call")
 
     inner, outer, outside = server.stored
-    assert (inner["tenant"], inner["feature"], inner["workflow"]) == ("globex", "summarize", "digest")
+    assert (inner["tenant"], inner["feature"], inner["workflow"]) == (
+        "globex",
+        "summarize",
+        "digest",
+    )
     assert (outer["feature"], outer["team"]) == ("search", "growth")  # the call's own wins
     assert "tenant" not in outside
 
@@ -82,8 +86,12 @@ def test_an_incoming_traceparent_makes_events_children_of_the_request_span(serve
 
 
 def test_an_invalid_traceparent_starts_a_new_trace():
-    for bad in ("", "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
-                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"):
+    for bad in (
+        "",
+        "garbage",
+        "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+    ):
         assert percall.traceparent_parse(bad) is None
     with percall.context(traceparent="garbage") as scope:
         assert scope.trace_id and scope.parent_span_id is None

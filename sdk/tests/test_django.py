@@ -7,7 +7,7 @@ import sys
 import pytest
 
 django = pytest.importorskip("django", reason="Django is not installed")
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 if not settings.configured:
     settings.configure(
@@ -22,11 +22,11 @@ if not settings.configured:
     )
     django.setup()
 
-from django.http import HttpResponse, JsonResponse  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.http import HttpResponse, JsonResponse
+from django.test import Client
+from django.urls import path
 
-import percall  # noqa: E402
+import percall
 
 
 def item(request, pk):

@@ -26,7 +26,10 @@ def test_openai_chat_completion(server, client):
     assert event["external"] is True and event["status_code"] == 200
     assert event["tenant"] == "globex" and event["feature"] == "summarize"
     assert event["parent_span_id"] == scope.span_id and event["trace_id"] == scope.trace_id
-    assert event["properties"] == {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+    assert event["properties"] == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+    }
 
 
 def test_openai_responses_api_reads_input_output_and_reasoning(server, client):
@@ -58,7 +61,9 @@ def test_openai_responses_stream_reads_the_completed_event(server, client):
             pass
     (event,) = server.stored
     assert (event["model"], event["input_tokens"], event["output_tokens"]) == (
-        "gpt-4.1-2025-04-14", 37, 11
+        "gpt-4.1-2025-04-14",
+        37,
+        11,
     )
 
 

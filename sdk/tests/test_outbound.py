@@ -47,7 +47,7 @@ def test_each_attempt_is_an_external_child_span_with_provider_attempt_and_tracep
     assert [e.get("status_code") for e in events] == [None, 503, 200, 200]
     assert [e["attempt"] for e in events] == [1, 2, 3, 1]
     assert events[0]["properties"]["error.type"] == "ConnectError"
-    for event, headers in zip(events, seen):
+    for event, headers in zip(events, seen, strict=True):
         assert event["external"] is True and event["provider"] == "stripe"
         assert event["tenant"] == "globex"
         assert event["trace_id"] == scope.trace_id and event["parent_span_id"] == scope.span_id
@@ -72,7 +72,9 @@ def test_sdk_retry_headers_number_attempts_and_hosts_map_to_providers(server, cl
             httpx.MockTransport(handler), client=client, providers={"internal.svc": "search"}
         )
     )
-    http.post("https://api.openai.com/v1/chat/completions", headers={"x-stainless-retry-count": "2"})
+    http.post(
+        "https://api.openai.com/v1/chat/completions", headers={"x-stainless-retry-count": "2"}
+    )
     http.get("https://eu.internal.svc/q")
     first, second = server.stored
     assert (first["provider"], first["attempt"]) == ("openai", 3)

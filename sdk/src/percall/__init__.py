@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from percall._context import ThreadPoolExecutor, Thread, context, current, wrap
+from percall._context import Thread, ThreadPoolExecutor, context, current, wrap
 from percall._ids import traceparent_parse, uuid7
 from percall.client import Percall
 
@@ -25,9 +25,9 @@ __all__ = [
     "get_client",
     "init",
     "set_client",
-    "track",
     "traceparent",
     "traceparent_parse",
+    "track",
     "uuid7",
     "wrap",
 ]
@@ -52,7 +52,7 @@ def get_client() -> Percall | None:
     return _default
 
 
-def track(type: str, **attributes: Any) -> None:  # noqa: A002 - the event's type
+def track(type: str, **attributes: Any) -> None:
     """``track()`` on the default client; does nothing before ``init()``."""
     client = _default
     if client is not None:

@@ -71,7 +71,7 @@ def current() -> dict[str, Any]:
     return out
 
 
-class context:  # noqa: N801 - used like a function: ``with percall.context(tenant=...)``
+class context:
     """Attributes for every event inside the block (and the threads and tasks it starts through
     percall's helpers). ``None`` values are ignored, so a missing tenant does not clear the outer
     one. ``traceparent`` (an incoming W3C header) makes the block a span of that trace;
@@ -168,6 +168,8 @@ class Thread(threading.Thread):
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` whose tasks run in a copy of the submitter's context."""
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
         ctx = contextvars.copy_context()
         return super().submit(ctx.run, fn, *args, **kwargs)

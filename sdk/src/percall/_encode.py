@@ -61,6 +61,18 @@ TOP_LEVEL = (
 )
 _PLACES = Decimal("1e-12")
 _MS = Decimal("0.001")
+_AS_IS = frozenset(
+    (
+        "id",
+        "type",
+        "timestamp",
+        "properties",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "cost_currency",
+    )
+)
 
 
 def decimal_text(value: Any, places: Decimal = _PLACES) -> str | None:
@@ -82,6 +94,50 @@ def decimal_text(value: Any, places: Decimal = _PLACES) -> str | None:
     if number.as_tuple().exponent < places.as_tuple().exponent:  # type: ignore[operator]
         number = number.quantize(places, rounding=ROUND_HALF_UP)
     return format(number.normalize(), "f")
+
+
+def _whole(value: Any) -> int | None:
+    if value.__class__ is int:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
+
+
+def _decimal(places: Decimal, digits: int) -> Any:
+    def convert(value: Any) -> Any:
+        if value.__class__ is int:
+            return value
+        if value.__class__ is float:
+            # A float goes out as a JSON number of at most 15 significant digits and
+            # ``digits`` places: what the server keeps exactly, without Decimal's cost.
+            if not math.isfinite(value):
+                return None
+            return float(f"{round(value, digits):.15g}")
+        return decimal_text(value, places)
+
+    return convert
+
+
+def _text(limit: int) -> Any:
+    def convert(value: Any) -> str:
+        text = value if value.__class__ is str else str(value)
+        return text if len(text) <= limit else text[:limit]
+
+    return convert
+
+
+_CONVERT: dict[str, Any] = {
+    **dict.fromkeys(WHOLE, _whole),
+    **{name: _decimal(_PLACES, 12) for name in DECIMAL},
+    "latency_ms": _decimal(_MS, 3),
+    **{name: _text(limit) for name, limit in TEXT_LIMITS.items()},
+    **dict.fromkeys(FLAGS, bool),
+}
 
 
 class _Clock:
@@ -174,38 +230,25 @@ class Encoder:
     def _clean(self, event: dict[str, Any]) -> dict[str, Any]:
         props = event.get("properties")
         extra = None
-        for name in list(event):
-            value = event[name]
+        for name, value in list(event.items()):
             if value is None:
                 del event[name]
-            elif name not in TOP_LEVEL:
+                continue
+            convert = _CONVERT.get(name)
+            if convert is None:
+                if name in _AS_IS:
+                    continue
                 if extra is None:
                     extra = dict(props) if isinstance(props, dict) else {}
                 extra[name] = value
                 del event[name]
-            elif name in WHOLE:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    try:
-                        number = float(value)
-                    except (TypeError, ValueError):
-                        number = math.nan
-                    if not math.isfinite(number) or number != int(number):
-                        log.debug("percall: %s=%r is not a whole number; left out", name, value)
-                        del event[name]
-                        continue
-                    event[name] = int(number)
-            elif name in DECIMAL:
-                text = decimal_text(value, _MS if name == "latency_ms" else _PLACES)
-                if text is None:
-                    log.debug("percall: %s=%r is not a finite number; left out", name, value)
-                    del event[name]
-                else:
-                    event[name] = text
-            elif name in TEXT_LIMITS:
-                text = value if isinstance(value, str) else str(value)
-                event[name] = text[: TEXT_LIMITS[name]]
-            elif name in FLAGS:
-                event[name] = bool(value)
+                continue
+            converted = convert(value)
+            if converted is None:
+                log.debug("percall: %s=%r is not a valid value; left out", name, value)
+                del event[name]
+            elif converted is not value:
+                event[name] = converted
         if extra is not None:
             event["properties"] = extra
         elif props is not None and not isinstance(props, dict):

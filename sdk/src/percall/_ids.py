@@ -7,12 +7,14 @@ deduplicates it (it stores an event at most once per tenant and id).
 
 from __future__ import annotations
 
-import os
+import random
 import time
 
+# Ids need to be unique, not secret: the Mersenne Twister is ten times cheaper than
+# os.urandom, and Python reseeds it in a forked child, so processes do not repeat each other.
+_bits = random.getrandbits
+
 _VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
-_RAND_A = (1 << 12) - 1
-_RAND_B = (1 << 62) - 1
 
 
 def uuid7(unix_seconds: float | None = None) -> str:
@@ -21,8 +23,7 @@ def uuid7(unix_seconds: float | None = None) -> str:
     ``unix_seconds`` is the event's own time, so an id made at flush still orders by when the
     event happened."""
     ms = int((time.time() if unix_seconds is None else unix_seconds) * 1000) & ((1 << 48) - 1)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | _VERSION_VARIANT | ((rand >> 62) & _RAND_A) << 64 | (rand & _RAND_B)
+    value = (ms << 80) | _VERSION_VARIANT | _bits(12) << 64 | _bits(62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -30,17 +31,17 @@ def uuid7(unix_seconds: float | None = None) -> str:
 def trace_id() -> str:
     """32 lower-case hex digits, never all zero (W3C Trace Context)."""
     while True:
-        value = os.urandom(16).hex()
-        if value.strip("0"):
-            return value
+        value = _bits(128)
+        if value:
+            return f"{value:032x}"
 
 
 def span_id() -> str:
     """16 lower-case hex digits, never all zero (W3C Trace Context)."""
     while True:
-        value = os.urandom(8).hex()
-        if value.strip("0"):
-            return value
+        value = _bits(64)
+        if value:
+            return f"{value:016x}"
 
 
 _HEX = frozenset("0123456789abcdef")

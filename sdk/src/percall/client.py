@@ -118,7 +118,7 @@ class Percall:
 
     # --- the caller's side ------------------------------------------------------------------
 
-    def track(self, type: str, **attributes: Any) -> None:  # noqa: A002 - the event's type
+    def track(self, type: str, **attributes: Any) -> None:
         """Queue one event and return at once. ``attributes`` are the well-known names
         (``endpoint``, ``input_tokens``, ``cost``...); other names go into ``properties``."""
         queue = self._queue
@@ -129,12 +129,12 @@ class Percall:
         if len(queue) == self._batch_size:
             self._wake.set()
 
-    def _track_sync(self, type: str, **attributes: Any) -> None:  # noqa: A002
+    def _track_sync(self, type: str, **attributes: Any) -> None:
         self._queue.append((type, _now(), attributes, current_scope()))
         self.flush()
 
     @contextmanager
-    def span(self, type: str, **attributes: Any) -> Iterator[Scope]:  # noqa: A002
+    def span(self, type: str, **attributes: Any) -> Iterator[Scope]:
         """Time the block as one event of ``type``; events tracked inside (LLM and HTTP calls,
         tool calls) are its children in the trace. A block that raises is recorded with
         ``error.type`` in its properties, and the exception propagates."""

@@ -111,7 +111,7 @@ class _Stream:
         try:
             self._observer.take(*self._chunk(item))
         except Exception:  # a chunk we cannot read never breaks the caller's stream
-            pass
+            return
 
     def __iter__(self) -> _Stream:
         return self

@@ -90,7 +90,9 @@ class PercallMiddleware:
             for name, value in scope.get("headers", ())
         }
         method = scope.get("method", "GET")
-        incoming = Incoming(headers, method, scope.get("path", ""), scope, lambda: scope.get("user"))
+        incoming = Incoming(
+            headers, method, scope.get("path", ""), scope, lambda: scope.get("user")
+        )
         tenant = resolve(self.tenant, incoming)
         span = request_scope(headers.get("traceparent"), tenant)
         counts = {"in": 0, "out": 0, "status": None}

@@ -65,7 +65,10 @@ class PercallTransport(httpx.BaseTransport):
             response = self._transport.handle_request(request)
         except Exception as exc:
             self._out.finish(
-                call, status=None, error=type_name(exc), bytes_in=None,
+                call,
+                status=None,
+                error=type_name(exc),
+                bytes_in=None,
                 bytes_out=_bytes_out(request),
             )
             raise
@@ -102,7 +105,10 @@ class AsyncPercallTransport(httpx.AsyncBaseTransport):
             response = await self._transport.handle_async_request(request)
         except Exception as exc:
             self._out.finish(
-                call, status=None, error=type_name(exc), bytes_in=None,
+                call,
+                status=None,
+                error=type_name(exc),
+                bytes_in=None,
                 bytes_out=_bytes_out(request),
             )
             raise

@@ -61,14 +61,19 @@ class _OpenAI(LLMWrapper):
         # Chat: every chunk has the model, the last one the usage. Responses: the
         # ``response.completed`` event carries the whole response.
         response = field(item, "response")
-        if response is not None and field(item, "type") in ("response.completed", "response.incomplete", "response.failed"):
+        if response is not None and field(item, "type") in (
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ):
             return field(response, "model"), usage_of(field(response, "usage"))
         return field(item, "model"), usage_of(field(item, "usage"))
 
     def prepare(self, kwargs: dict[str, Any]) -> None:
-        if self.stream_usage and kwargs.get("stream") and "stream_options" not in kwargs:
-            if "messages" in kwargs:  # chat completions only; responses streams carry usage
-                kwargs["stream_options"] = {"include_usage": True}
+        # Chat completions only (they have ``messages``): responses streams carry usage.
+        asked = self.stream_usage and kwargs.get("stream") and "messages" in kwargs
+        if asked and "stream_options" not in kwargs:
+            kwargs["stream_options"] = {"include_usage": True}
 
 
 def instrument(
