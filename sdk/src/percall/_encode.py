@@ -98,7 +98,7 @@ def decimal_text(value: Any, places: Decimal = _PLACES) -> str | None:
 
 def _whole(value: Any) -> int | None:
     if value.__class__ is int:
-        return value  # type: ignore[no-any-return]
+        return int(value)
     if isinstance(value, bool):
         return None
     try:

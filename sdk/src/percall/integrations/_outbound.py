@@ -16,6 +16,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,12 +53,19 @@ def default_route(path: str) -> str:
     return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
 
 
+@dataclass(slots=True)
 class Call:
-    __slots__ = ("attempt", "host", "key", "method", "parent", "path", "span", "started", "trace")
+    """One outbound attempt in flight."""
 
-    def __init__(self, **values: Any) -> None:
-        for name, value in values.items():
-            setattr(self, name, value)
+    attempt: int
+    host: str
+    key: tuple[Any, ...]
+    method: str
+    parent: str | None
+    path: str
+    span: str
+    started: float
+    trace: str
 
 
 class Outbound:
@@ -101,7 +109,7 @@ class Outbound:
         else:
             previous = self._failed.get(key)
             fresh = previous is not None and time.monotonic() - previous[1] < _RETRY_WINDOW
-            attempt = previous[0] + 1 if fresh else 1  # type: ignore[index]
+            attempt = previous[0] + 1 if previous is not None and fresh else 1
         return Call(
             attempt=attempt,
             host=parts.hostname or "",

@@ -53,7 +53,7 @@ def _route_of(scope: Scope) -> str | None:
 def _find(routes: Iterable[Any], target: Any, prefix: str) -> str | None:
     for route in routes:
         if route is target or getattr(route, "endpoint", None) is target:
-            return prefix + (getattr(route, "path_format", None) or getattr(route, "path", ""))
+            return prefix + str(getattr(route, "path_format", None) or getattr(route, "path", ""))
         children = getattr(route, "routes", None)
         if children:
             found = _find(children, target, prefix + getattr(route, "path", ""))
@@ -95,7 +95,7 @@ class PercallMiddleware:
         )
         tenant = resolve(self.tenant, incoming)
         span = request_scope(headers.get("traceparent"), tenant)
-        counts = {"in": 0, "out": 0, "status": None}
+        counts: dict[str, Any] = {"in": 0, "out": 0, "status": None}
 
         async def counting_receive() -> Message:
             message = await receive()

@@ -30,6 +30,10 @@ def _body(request: requests.PreparedRequest) -> bytes | None:
     return body if isinstance(body, bytes) else None
 
 
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 class PercallAdapter(BaseAdapter):
     """Wraps an adapter (``requests.adapters.HTTPAdapter`` by default) and meters its sends."""
 
@@ -46,7 +50,7 @@ class PercallAdapter(BaseAdapter):
             request.url or "",
             request.headers,
             body,
-            request.headers.get("x-stainless-retry-count"),
+            _text(request.headers.get("x-stainless-retry-count")),
         )
         sent = len(body) if body is not None else None
         try:
