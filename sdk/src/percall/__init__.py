@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from percall import tenants
 from percall._context import Thread, ThreadPoolExecutor, context, current, wrap
 from percall._ids import traceparent_parse, uuid7
 from percall.client import Percall
@@ -25,6 +26,7 @@ __all__ = [
     "get_client",
     "init",
     "set_client",
+    "tenants",
     "traceparent",
     "traceparent_parse",
     "track",
