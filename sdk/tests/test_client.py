@@ -230,3 +230,52 @@ def test_close_keeps_retrying_a_batch_in_flight_until_the_shutdown_deadline(serv
     time.sleep(0.05)  # the flush thread is now retrying
     client.close()
     assert len(server.stored) == 1 and client.stats()["failed"] == 0
+
+
+def test_type_may_be_given_by_keyword(server, client):
+    client.track(type="api.call", endpoint="/x")
+    assert server.stored[0]["type"] == "api.call"
+
+
+def test_retry_after_as_an_http_date_and_as_seconds():
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from percall.client import _retry_after
+
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    assert 25 <= _retry_after(format_datetime(later, usegmt=True)) <= 31
+    assert _retry_after("7") == 7.0
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_a_batch_too_large_for_the_server_is_split(server, make_client):
+    client = make_client(flush_interval=60)
+    real = server.__call__
+
+    def small_bodies_only(request):
+        if request.content.count(b'"id":') > 2:
+            return httpx.Response(413)
+        return real(request)
+
+    client._http._transport = httpx.MockTransport(small_bodies_only)
+    for _ in range(7):
+        client.track("api.call")
+    client.flush()
+    assert len(server.stored) == 7 and client.stats()["failed"] == 0
+
+
+def test_a_forked_child_starts_with_an_empty_queue(server, make_client):
+    import os
+
+    client = make_client(flush_interval=60)
+    client.track("api.call")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what the parent queued is the parent's to send
+        os.write(write, str(client.stats()["queued"]).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"0"
+    client.flush()
+    assert len(server.stored) == 1

@@ -79,3 +79,29 @@ def test_an_unmatched_path_has_no_endpoint(server, default_client):
     Client().get("/nope")
     (event,) = server.stored
     assert event["status_code"] == 404 and "endpoint" not in event
+
+
+def test_the_client_can_be_configured_in_settings(server):
+    import httpx
+    from django.test import RequestFactory, override_settings
+
+    from percall.integrations.django import PercallMiddleware
+
+    options = {
+        "url": "http://percall.test",
+        "api_key": "pc_x",
+        "sync": True,
+        "transport": httpx.MockTransport(server),
+        "service": "web",
+        "tenant": lambda request: "globex",
+    }
+    with override_settings(PERCALL=options):
+        middleware = PercallMiddleware(lambda request: HttpResponse("ok"))
+    try:
+        middleware(RequestFactory().get("/anything"))
+        (event,) = server.stored
+        assert (event["service"], event["tenant"], event["status_code"]) == ("web", "globex", 200)
+        assert server.headers[0]["authorization"] == "Bearer pc_x"
+    finally:
+        percall.get_client().close()
+        percall.set_client(None)
