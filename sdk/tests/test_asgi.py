@@ -103,3 +103,33 @@ def test_fastapi_route_in_scope_is_used(server, client):
     app.add_middleware(PercallMiddleware, client=client)
     TestClient(app).get("/users/7")
     assert server.stored[0]["endpoint"] == "/users/{user_id}"
+
+
+def test_an_outbound_call_made_while_handling_a_request_continues_its_trace(server, client):
+    import httpx
+
+    from percall.integrations.httpx import PercallTransport
+
+    sent = []
+
+    def upstream(request):
+        sent.append(request.headers["traceparent"])
+        return httpx.Response(200)
+
+    http = httpx.Client(transport=PercallTransport(httpx.MockTransport(upstream), client=client))
+
+    async def handler(request):
+        http.get("https://api.openai.com/v1/models")
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[Route("/proxy", handler)],
+        middleware=[Middleware(PercallMiddleware, client=client, tenant=from_header())],
+    )
+    TestClient(app).get("/proxy", headers={"traceparent": TRACEPARENT, "X-Tenant": "globex"})
+
+    outbound, request = server.stored
+    assert outbound["external"] is True and outbound["tenant"] == "globex"
+    assert outbound["trace_id"] == request["trace_id"] == TRACEPARENT.split("-")[1]
+    assert outbound["parent_span_id"] == request["span_id"]
+    assert sent == [f"00-{outbound['trace_id']}-{outbound['span_id']}-01"]
