@@ -58,7 +58,7 @@ class AsyncStream(Stream):
 
 class Resource:
     def __init__(self, response: str, stream: str | None = None) -> None:
-        self.response, self.stream = response, stream
+        self.response, self.stream_file = response, stream
         self.calls: list[dict[str, Any]] = []
         self.fail_with: int | None = None
 
@@ -67,8 +67,48 @@ class Resource:
         if self.fail_with:
             raise APIStatusError(self.fail_with)
         if kwargs.get("stream"):
-            return Stream(recorded(self.stream))
+            return Stream(recorded(self.stream_file))
         return recorded(self.response)
+
+    def stream(self, **kwargs: Any) -> StreamManager:
+        return StreamManager(self, kwargs)
+
+
+class MessageStream:
+    """Like Anthropic's ``MessageStream``: iterable, accumulating a message snapshot."""
+
+    def __init__(self, events: list[Any], final: Any) -> None:
+        self.events, self.final, self.snapshot = events, final, None
+
+    def __iter__(self):
+        for event in self.events:
+            self.snapshot = self.final
+            yield event
+
+    @property
+    def current_message_snapshot(self) -> Any:
+        assert self.snapshot is not None
+        return self.snapshot
+
+
+class StreamManager:
+    def __init__(self, resource: Resource, kwargs: dict[str, Any]) -> None:
+        self.resource, self.kwargs, self.exited = resource, kwargs, False
+
+    def __enter__(self) -> MessageStream:
+        self.resource.calls.append(self.kwargs)
+        if self.resource.fail_with:
+            raise APIStatusError(self.resource.fail_with)
+        return MessageStream(recorded(self.resource.stream_file), recorded(self.resource.response))
+
+    def __exit__(self, *exc: Any) -> None:
+        self.exited = True
+
+    async def __aenter__(self) -> MessageStream:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.exited = True
 
 
 class AsyncResource(Resource):

@@ -136,3 +136,34 @@ def test_a_stream_closed_early_is_still_recorded_once(server, client):
     stream.close()
     (event,) = server.stored
     assert event["model"] == "claude-sonnet-4-5-20250929" and event["input_tokens"] == 2073
+
+
+def test_anthropic_stream_helper_is_metered_from_the_accumulated_message(server, client):
+    fake = fake_anthropic()
+    anthropic = percall_anthropic.instrument(fake, client=client)
+    with anthropic.messages.stream(model="claude-sonnet-4-5", messages=[]) as stream:
+        assert server.stored == []
+        for _ in stream:
+            pass
+    (event,) = server.stored
+    assert event["model"] == "claude-sonnet-4-5-20250929"
+    assert event["input_tokens"] == 21 + 188086 + 1200 and event["output_tokens"] == 393
+
+    async def main():
+        async_anthropic = percall_anthropic.instrument(fake_anthropic(async_=True), client=client)
+        async with async_anthropic.messages.stream(model="claude", messages=[]) as stream:
+            for _ in stream:
+                pass
+
+    asyncio.run(main())
+    assert len(server.stored) == 2 and server.stored[1]["output_tokens"] == 393
+
+
+def test_anthropic_stream_helper_that_fails_to_open_is_recorded(server, client):
+    fake = fake_anthropic()
+    fake.messages.fail_with = 529
+    anthropic = percall_anthropic.instrument(fake, client=client)
+    with pytest.raises(APIStatusError), anthropic.messages.stream(model="claude", messages=[]):
+        pass
+    (event,) = server.stored
+    assert event["status_code"] == 529 and event["model"] == "claude"

@@ -174,6 +174,69 @@ class _Stream:
         await self.aclose()
 
 
+class _StreamManager:
+    """Passes a provider's stream manager through (Anthropic's ``messages.stream()``): the
+    call starts when the block is entered, and when it is left the accumulated message (its
+    ``current_message_snapshot``) gives the model and the usage."""
+
+    def __init__(self, inner: Any, begin: Callable[[], Observer], read: Callable[[Any], Any]):
+        self._inner = inner
+        self._begin = begin
+        self._read = read
+        self._observer: Observer | None = None
+        self._stream: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _opened(self, stream: Any) -> Any:
+        self._stream = stream
+        return stream
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._observer is not None:
+            self._observer.finish(_error_status(exc), type_name(exc))
+
+    def _closing(self, exc: BaseException | None) -> None:
+        observer = self._observer
+        if observer is None:
+            return
+        try:
+            snapshot = self._stream.current_message_snapshot
+        except Exception:  # nothing accumulated (it failed before message_start)
+            snapshot = None
+        if snapshot is not None:
+            observer.take(*self._read(snapshot))
+        if exc is None:
+            observer.finish(200, None)
+        else:
+            observer.finish(_error_status(exc), type_name(exc))
+
+    def __enter__(self) -> Any:
+        self._observer = self._begin()
+        try:
+            return self._opened(self._inner.__enter__())
+        except Exception as exc:
+            self._failed(exc)
+            raise
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> Any:
+        self._closing(exc)
+        return self._inner.__exit__(kind, exc, tb)
+
+    async def __aenter__(self) -> Any:
+        self._observer = self._begin()
+        try:
+            return self._opened(await self._inner.__aenter__())
+        except Exception as exc:
+            self._failed(exc)
+            raise
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> Any:
+        self._closing(exc)
+        return await self._inner.__aexit__(kind, exc, tb)
+
+
 class LLMWrapper:
     """Wraps methods of one provider's client. ``read(response)`` and ``chunk(item)`` return
     (model, usage); ``finalize(usage)`` turns the collected usage into event attributes."""
@@ -197,6 +260,33 @@ class LLMWrapper:
     def prepare(self, kwargs: dict[str, Any]) -> None:
         """Adjust a call's arguments before it is made (e.g. ask for usage in streams)."""
 
+    def _begin(self, operation: str, kwargs: dict[str, Any]) -> Observer:
+        self.prepare(kwargs)
+        model = kwargs.get("model")
+        return Observer(
+            self,
+            operation,
+            model if isinstance(model, str) else None,
+            time.perf_counter(),
+            current_scope().child(),
+        )
+
+    def patch_stream_manager(self, owner: Any, name: str, operation: str) -> None:
+        """Replace ``owner.name``, a method returning a stream context manager, by one whose
+        manager meters the call made inside the ``with`` block."""
+        method = getattr(owner, name, None)
+        if method is None or getattr(method, "_percall", False):
+            return
+        wrapper = self
+
+        @functools.wraps(method)
+        def metered(*args: Any, **kwargs: Any) -> Any:
+            inner = method(*args, **kwargs)
+            return _StreamManager(inner, lambda: wrapper._begin(operation, kwargs), wrapper.read)
+
+        metered._percall = True  # type: ignore[attr-defined]
+        setattr(owner, name, metered)
+
     def patch(self, owner: Any, name: str, operation: str) -> None:
         """Replace ``owner.name`` (a bound method of the provider's client) by a metered one."""
         method = getattr(owner, name, None)
@@ -205,15 +295,7 @@ class LLMWrapper:
         wrapper = self
 
         def begin(kwargs: dict[str, Any]) -> Observer:
-            wrapper.prepare(kwargs)
-            model = kwargs.get("model")
-            return Observer(
-                wrapper,
-                operation,
-                model if isinstance(model, str) else None,
-                time.perf_counter(),
-                current_scope().child(),
-            )
+            return wrapper._begin(operation, kwargs)
 
         def end(observer: Observer, response: Any, stream: bool) -> Any:
             if stream:

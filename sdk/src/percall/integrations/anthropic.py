@@ -1,11 +1,14 @@
-"""Anthropic client wrapper: one ``llm.call`` event per ``messages.create`` call.
+"""Anthropic client wrapper: one ``llm.call`` event per ``messages.create`` or
+``messages.stream`` call.
 
     from anthropic import Anthropic, AsyncAnthropic
     client = instrument(Anthropic())       # or AsyncAnthropic(); returns the same client
 
-Streamed calls (``stream=True``) are read as they pass: ``message_start`` carries the model and
-the input side of the usage, each ``message_delta`` the output tokens so far (cumulative), so
-the last one seen is the total. The ``anthropic`` package is not imported.
+``messages.stream()`` (the SDK's helper, a context manager) is metered when its block is
+left, from the message it accumulated. Streamed calls (``stream=True``) are read as they
+pass: ``message_start`` carries the model and the input side of the usage, each
+``message_delta`` the output tokens so far (cumulative), so the last one seen is the total.
+The ``anthropic`` package is not imported.
 
 Tokens: Anthropic's ``input_tokens`` excludes cached input, so the event's ``input_tokens`` is
 ``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` (OpenTelemetry's and
@@ -66,5 +69,7 @@ def instrument(
     """Meter an ``Anthropic`` or ``AsyncAnthropic`` client in place; returns it."""
     messages = getattr(anthropic_client, "messages", None)
     if messages is not None:
-        _Anthropic(client, event_type).patch(messages, "create", "chat")
+        wrapper = _Anthropic(client, event_type)
+        wrapper.patch(messages, "create", "chat")
+        wrapper.patch_stream_manager(messages, "stream", "chat")
     return anthropic_client
