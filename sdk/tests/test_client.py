@@ -279,3 +279,28 @@ def test_a_forked_child_starts_with_an_empty_queue(server, make_client):
     assert os.read(read, 16) == b"0"
     client.flush()
     assert len(server.stored) == 1
+
+
+def test_events_still_queued_are_sent_at_interpreter_exit(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "sent.jsonl"
+    script = textwrap.dedent(
+        f"""
+        import httpx, percall
+
+        def answer(request):
+            with open({str(out)!r}, "ab") as f:
+                f.write(request.content + b"\\n")
+            return httpx.Response(200, json={{"accepted": 1, "results": []}})
+
+        client = percall.Percall("http://percall.test", "k", flush_interval=3600,
+                                 transport=httpx.MockTransport(answer))
+        client.track("api.call", endpoint="/bye")
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    (line,) = out.read_bytes().splitlines()
+    assert json.loads(line)["events"][0]["endpoint"] == "/bye"
