@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench migrate demo clean
+.PHONY: install run test test-app test-sdk lint bench migrate demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e './sdk[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install Percall with its dev tools
@@ -28,19 +28,26 @@ run: demo ## set everything up and serve on http://$(HOST):$(PORT)
 	$(BIN)/python manage.py demo_info
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install ## the whole suite; PostgreSQL tests run when DATABASE_URL points at one
+test: test-app test-sdk ## the whole suite: Percall's, then the SDK's
+
+test-app: install ## Percall's suite; PostgreSQL tests run when DATABASE_URL points at one
 	$(BIN)/python -m pytest
+
+test-sdk: install ## the SDK's unit tests and its end-to-end run against a real Percall server
+	cd sdk && env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL ../$(BIN)/python -m pytest
 
 lint: install ## ruff, format, mypy, import boundaries, migrations in sync
 	@mkdir -p var
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy apps config
+	cd sdk && ../$(BIN)/mypy src/percall
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-bench: install ## ingestion and rollup throughput as one JSON line (PostgreSQL if DATABASE_URL)
+bench: install ## ingestion, rollup and billing throughput as one JSON line (PostgreSQL if DATABASE_URL), then the SDK's
 	$(BIN)/python -m tests.bench.run
+	$(BIN)/python sdk/bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
