@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.billing.services.pdf import invoice_pdf_render
 from apps.billing.services.runs import billing_run
@@ -10,7 +11,10 @@ from apps.billing.services.runs import billing_run
 
 @shared_task(name="billing.billing_run", time_limit=1800, soft_time_limit=1740)
 def billing_run_task(*, as_of: str | None = None) -> dict:
-    report = billing_run(as_of=datetime.fromisoformat(as_of) if as_of else None)
+    report = billing_run(
+        as_of=datetime.fromisoformat(as_of) if as_of else None,
+        chunk=settings.PERCALL_BILLING_RUN_CHUNK,
+    )
     return report.as_dict()
 
 
