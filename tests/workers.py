@@ -8,6 +8,7 @@ a Redis broker (tests/conftest.py skips them otherwise, saying why).
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -68,12 +70,23 @@ def broker_clean() -> None:
     redis.Redis.from_url(BROKER).delete(*BROKER_KEYS, *UNACKED_KEYS)
 
 
-def broker_unacked() -> int:
-    """Messages delivered to a worker and not acknowledged: held by a running task, or left
-    by a killed worker until the visibility timeout gives them back."""
+def broker_unacked(task: str) -> int:
+    """Messages of ``task`` delivered to a worker and not acknowledged: held by a running
+    task, or left by a killed worker until the visibility timeout gives them back."""
     import redis
 
-    return int(redis.Redis.from_url(BROKER).hlen("unacked"))
+    held = redis.Redis.from_url(BROKER).hvals("unacked")
+    return sum(1 for raw in held if json.loads(raw)[0]["headers"].get("task") == task)
+
+
+def task_send(name: str, **kwargs: object) -> None:
+    """Put a task on the broker by name, as beat or ``job_enqueue_on_commit`` does (the test
+    settings' eager mode does not apply to ``send_task``, which says so in a warning)."""
+    from celery import current_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        current_app.send_task(name, kwargs=kwargs)
 
 
 class Worker:

@@ -96,13 +96,17 @@ def test_a_rollup_killed_mid_way_is_redelivered_and_counts_every_event_once(
     done = RollupHour.objects.count()
     assert 0 < done < pairs
     assert RollupPending.objects.exists()
-    assert broker_unacked() >= 1  # the killed worker's message, waiting to come back
+    assert (
+        broker_unacked("metering.rollup_pending") >= 1
+    )  # the killed worker's message, waiting to come back
 
     # when a worker starts again: the broker hands it the message back after its visibility
     # timeout (3 s here, 2 h in production), with no sweep or re-send from the test
     second = worker()
     wait_for(
-        lambda: not RollupPending.objects.exists() and broker_unacked() == 0,
+        lambda: (
+            not RollupPending.objects.exists() and broker_unacked("metering.rollup_pending") == 0
+        ),
         timeout=60,
         what=f"the redelivered rollup to finish\n{second.tail()}",
     )
