@@ -90,18 +90,19 @@ def task_send(name: str, **kwargs: object) -> None:
 
 
 class Worker:
-    """``celery -A config worker`` with one pool process taking one message at a time."""
+    """``celery -A config worker`` with one pool process (``concurrency``) taking one message
+    at a time."""
 
-    def __init__(self, *, queues: str, **env: str) -> None:
-        self.queues = queues
+    def __init__(self, *, queues: str, concurrency: int = 1, **env: str) -> None:
+        self.queues, self.concurrency = queues, concurrency
         self.env = subprocess_env(**env)
         self.log = Path(tempfile.mkstemp(prefix="percall-worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Worker":
         command = [
-            str(BIN / "celery"), "-A", "config", "worker", "-Q", self.queues,
-            "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", "prefork",
+            str(BIN / "celery"), "-A", "config", "worker", "-Q", self.queues, "--pool", "prefork",
+            "--concurrency", str(self.concurrency), "--prefetch-multiplier", "1",
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
         ]  # fmt: skip
