@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.billing.services.pdf import invoice_pdf_render
+from apps.billing.services.pdf_sweep import invoice_pdfs_missing_queue
 from apps.billing.services.runs import billing_run
 
 
@@ -29,3 +30,10 @@ def billing_run_task(*, as_of: str | None = None) -> dict:
 def invoice_render_pdf(*, invoice_id: str) -> str:
     """Render (or keep, when its content is unchanged) the invoice's stored PDF."""
     return invoice_pdf_render(invoice_id=invoice_id)
+
+
+@shared_task(name="billing.invoice_pdfs_missing", time_limit=300, soft_time_limit=270)
+def invoice_pdfs_missing() -> int:
+    """Queue the renders of issued invoices whose PDF kick was lost (a process killed after its
+    commit, a broker blip, a render given up on)."""
+    return invoice_pdfs_missing_queue()

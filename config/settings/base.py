@@ -148,6 +148,10 @@ CELERY_BEAT_SCHEDULE = {
     # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
     # soon after it, and a run with nothing due costs one query.
     "billing-run": {"task": "billing.billing_run", "schedule": 300.0},
+    # A PDF render is queued after its invoice's commit; a process killed in between, or a
+    # render given up on, leaves the stored PDF behind. Downloads render on the fly meanwhile,
+    # so ten minutes is soon enough, and a sweep with nothing missing is one query.
+    "billing-invoice-pdfs": {"task": "billing.invoice_pdfs_missing", "schedule": 600.0},
     # Cost rollups follow the usage rollups they derive from: each minute bounds cost lag to
     # about the rollup's own.
     "costs-rollup": {"task": "costs.cost_rollup_pending", "schedule": 60.0},
