@@ -125,6 +125,17 @@ class Worker:
         self.process.wait(timeout=30)
         self.process = None
 
+    def kill_pool_child(self) -> None:
+        """SIGKILL to the pool process running the task only (the OOM killer's usual victim):
+        the main process survives and sees its child lost."""
+        assert self.process is not None
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert children, "the worker has no pool process"
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+
     def stop(self) -> None:
         """A warm shutdown (SIGTERM), killed if it takes more than 10 s."""
         if self.process is None:
