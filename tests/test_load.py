@@ -167,7 +167,7 @@ def services():
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-        worker.kill()
+        worker.close()
         broker_clean()
 
 

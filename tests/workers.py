@@ -149,6 +149,11 @@ class Worker:
             self.kill()
         self.process = None
 
+    def close(self) -> None:
+        """Kill the worker if it still runs and delete its log (failures quote its tail)."""
+        self.kill()
+        self.log.unlink(missing_ok=True)
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

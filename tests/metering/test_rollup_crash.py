@@ -57,7 +57,7 @@ def worker():
 
     yield start
     for w in started:
-        w.kill()
+        w.close()
     broker_clean()
 
 
