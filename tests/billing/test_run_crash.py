@@ -111,9 +111,9 @@ def test_a_billing_run_killed_mid_way_resumes_with_one_invoice_per_tenant_and_cr
     task_send("billing.billing_run", as_of=AS_OF)
     first = worker()
     wait_for(
-        lambda: 2 * CHUNK <= Invoice.objects.count() <= TENANTS // 3,
+        lambda: Invoice.objects.count() >= 2 * CHUNK,
         timeout=60,
-        what=f"a third of the invoices\n{first.tail()}",
+        what=f"two chunks invoiced\n{first.tail()}",
         every=0.01,
     )
     first.kill()

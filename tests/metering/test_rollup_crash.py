@@ -89,9 +89,9 @@ def test_a_rollup_killed_mid_way_is_redelivered_and_counts_every_event_once(
         ingest_events(*events[offset : offset + 1000], backfill=True)
     first = worker()
     wait_for(
-        lambda: 3 * CLAIM <= RollupHour.objects.count() <= pairs // 3,
+        lambda: RollupHour.objects.count() >= 3 * CLAIM,
         timeout=60,
-        what=f"a third of the rollup done\n{first.tail()}",
+        what=f"three claims rolled up\n{first.tail()}",
         every=0.01,
     )
     if death == "machine":
