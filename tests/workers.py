@@ -89,6 +89,13 @@ def task_send(name: str, **kwargs: object) -> None:
         current_app.send_task(name, kwargs=kwargs)
 
 
+def broker_queued(queue: str) -> int:
+    """Messages waiting on ``queue``, not yet delivered to any worker."""
+    import redis
+
+    return int(redis.Redis.from_url(BROKER).llen(queue))
+
+
 class Worker:
     """``celery -A config worker`` with one pool process (``concurrency``) taking one message
     at a time."""
@@ -154,7 +161,7 @@ class Worker:
         self.kill()
         self.log.unlink(missing_ok=True)
 
-    def tail(self, lines: int = 40) -> str:
+    def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def alive(self) -> bool:
