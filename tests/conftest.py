@@ -12,17 +12,26 @@ CHROMIUM = os.environ.get("PERCALL_CHROMIUM", "/usr/bin/chromium")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """PostgreSQL-only tests (concurrency, locking, partitions) skip, with the reason, on
-    SQLite; browser tests skip, with the reason, where Debian's chromium is not installed."""
+    SQLite; worker tests (real Celery workers) without PostgreSQL and Redis; browser
+    tests skip, with the reason, where Debian's chromium is not installed."""
     from django.conf import settings
 
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
     skip_browser = pytest.mark.skip(
         reason=f"needs Chromium at {CHROMIUM}: apt-get install chromium (or set PERCALL_CHROMIUM)"
     )
+    skip_worker = pytest.mark.skip(
+        reason="starts real Celery workers: needs PostgreSQL (DATABASE_URL=postgres://...) and "
+        "a Redis broker (CELERY_BROKER_URL=redis://...)"
+    )
+    broker = settings.CELERY_BROKER_URL_FOR_WORKER_TESTS
+    has_workers = settings.USING_POSTGRES and broker.startswith("redis")
     has_chromium = os.access(CHROMIUM, os.X_OK)
     for item in items:
         if "postgres" in item.keywords and not settings.USING_POSTGRES:
             item.add_marker(skip_pg)
+        if "worker" in item.keywords and not has_workers:
+            item.add_marker(skip_worker)
         if "browser" in item.keywords and not has_chromium:
             item.add_marker(skip_browser)
 

@@ -1,6 +1,7 @@
 """Thin Celery tasks over the metering services. Each may run twice or concurrently."""
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from apps.metering.services.partitions import event_partitions_ahead
@@ -9,7 +10,7 @@ from apps.metering.services.rollup import meter_rollups_rebuild, rollup_pending_
 
 @shared_task(name="metering.rollup_pending", time_limit=600, soft_time_limit=570)
 def rollup_pending() -> int:
-    return rollup_pending_run()
+    return rollup_pending_run(batch_size=settings.PERCALL_ROLLUP_CLAIM_PAIRS)
 
 
 @shared_task(name="metering.meter_rollups_rebuild", bind=True, time_limit=600, soft_time_limit=570)

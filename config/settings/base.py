@@ -104,6 +104,19 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a task killed mid-run is redelivered; every task is idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Redis keeps a delivered message in its "unacked" set until the task returns; when a worker
+# dies with it (SIGKILL, OOM, a lost machine) a live worker puts it back on its queue once it is
+# older than the visibility timeout, scanning every restore interval (docs/operations.md). The
+# timeout must exceed the longest hard time limit below (1 h), or a task still running would be
+# handed to a second worker (harmless, every task being idempotent, but wasted work).
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7200)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+    # Seconds between two scans for messages of dead workers (kombu's default scans every
+    # 100 s: a 10 s timer throttled to one call in ten).
+    "unacked_restore_interval": env.int("CELERY_BROKER_RESTORE_SECONDS", default=100),
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
@@ -141,6 +154,10 @@ CELERY_BEAT_SCHEDULE = {
     # somewhere; every 5 minutes keeps drafts fresh through the grace period and finalizes
     # soon after it, and a run with nothing due costs one query.
     "billing-run": {"task": "billing.billing_run", "schedule": 300.0},
+    # A PDF render is queued after its invoice's commit; a process killed in between, or a
+    # render given up on, leaves the stored PDF behind. Downloads render on the fly meanwhile,
+    # so ten minutes is soon enough, and a sweep with nothing missing is one query.
+    "billing-invoice-pdfs": {"task": "billing.invoice_pdfs_missing", "schedule": 600.0},
     # Cost rollups follow the usage rollups they derive from: each minute bounds cost lag to
     # about the rollup's own.
     "costs-rollup": {"task": "costs.cost_rollup_pending", "schedule": 60.0},
@@ -226,6 +243,9 @@ PERCALL_INGEST_FUTURE_SKEW_SECONDS = env.int("PERCALL_INGEST_FUTURE_SKEW_SECONDS
 PERCALL_DEFAULT_COST_CURRENCY = env("PERCALL_DEFAULT_COST_CURRENCY", default="USD")
 # Wait this long after an ingest commit before rolling up, so a burst is rolled up once.
 PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", default=2)
+# Queue rows a rollup claims per transaction: what a killed worker can lose (it is rolled
+# back and rebuilt by the next run) and how long each transaction holds its hours' locks.
+PERCALL_ROLLUP_CLAIM_PAIRS = env.int("PERCALL_ROLLUP_CLAIM_PAIRS", default=20000)
 
 # Raw events older than this many days are deleted once rolled up and billed (never before;
 # docs/metering.md, Retention); 0 keeps them forever. 400 days: a year plus the 35-day late
@@ -274,6 +294,10 @@ PERCALL_BILLING_GRACE_SECONDS = env.int("PERCALL_BILLING_GRACE_SECONDS", default
 # and to these addresses. The rollup sweep runs every minute, so 10 minutes is a real stall.
 PERCALL_ROLLUP_LAG_ALERT_SECONDS = env.int("PERCALL_ROLLUP_LAG_ALERT_SECONDS", default=600)
 PERCALL_OPERATOR_ALERT_EMAILS = env.list("PERCALL_OPERATOR_ALERT_EMAILS", default=[])
+# Subscriptions a billing run locks, prices and commits at a time: a killed run loses at most
+# one chunk's work, and the next run (redelivery or the 5-minute beat) resumes after the last
+# committed chunk from each subscription's billed_through.
+PERCALL_BILLING_RUN_CHUNK = env.int("PERCALL_BILLING_RUN_CHUNK", default=500)
 # Days from issue to the due date printed on an invoice.
 PERCALL_INVOICE_DUE_DAYS = env.int("PERCALL_INVOICE_DUE_DAYS", default=30)
 # Invoice numbers: PREFIX-YEAR-000123, gapless per year.

@@ -86,3 +86,20 @@ def test_the_deploy_check_fails_on_a_weak_secret_key():
     )
     assert result.returncode != 0
     assert "security.W009" in result.stderr + result.stdout
+
+
+def test_a_killed_task_comes_back_and_a_running_one_is_never_handed_out_twice():
+    """acks_late with reject-on-worker-lost, so a task whose worker dies is delivered again;
+    and a broker visibility timeout longer than any task may run, so Redis does not give a
+    task still running (up to its hard time limit) to a second worker."""
+    from celery import current_app
+    from django.conf import settings
+
+    current_app.loader.import_default_modules()
+    tasks = {n: t for n, t in current_app.tasks.items() if not n.startswith("celery.")}
+    assert len(tasks) >= 15
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+    assert all(t.acks_late is not False for t in tasks.values())
+    timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    limits = {n: t.time_limit or settings.CELERY_TASK_TIME_LIMIT for n, t in tasks.items()}
+    assert max(limits.values()) < timeout, limits

@@ -21,7 +21,7 @@ def test_in_process_mode_runs_the_task_when_the_transaction_commits(
         assert calls == []  # nothing runs before commit
     for callback in callbacks:
         callback()
-    assert calls == [{}]
+    assert calls == [{"batch_size": django_settings.PERCALL_ROLLUP_CLAIM_PAIRS}]
 
 
 @needs_redis
