@@ -3,7 +3,8 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -54,3 +55,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = {"error": {"code": code, "message": str(exc.detail)}}
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The project's 404 (``handler404``): under ``/api/`` the API's error body, so that a
+    malformed id (``/api/v1/invoices/not-a-uuid``, which no route matches) answers like a
+    missing one; the HTML page everywhere else."""
+    if request.path.startswith("/api/"):
+        message = f"{request.path}: no such API resource"
+        return JsonResponse({"error": {"code": "not_found", "message": message}}, status=404)
+    return page_not_found(request, exception or Http404())

@@ -66,6 +66,7 @@ class EventIngestView(APIView):
 
     permission_classes = [IngestScope]
     parser_classes: list[Any] = []
+    error_statuses = (413,)  # a body over PERCALL_INGEST_MAX_BODY_BYTES
 
     @extend_schema(
         summary="Ingest events",
