@@ -16,6 +16,7 @@ from apps.alerts.errors import AnomalyQueryInvalid, ForecastQueryInvalid
 from apps.alerts.models import Anomaly, ForecastSnapshot
 from apps.alerts.selectors import anomaly_list, forecast_accuracy, forecast_latest
 from apps.alerts.services.anomalies import anomaly_acknowledge, anomaly_resolve
+from apps.core.api.schema import results_of
 from apps.core.errors import ValidationFailed
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope
 from apps.tenants.selectors import tenant_get
@@ -84,7 +85,7 @@ class AnomalyListView(APIView):
             OpenApiParameter("since", str, description="first hour, ISO 8601"),
             OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default 200"),
         ],
-        responses={200: AnomalyOut(many=True)},
+        responses={200: results_of(AnomalyOut, "AnomalyList")},
     )
     def get(self, request: Request) -> Response:
         query = _checked(AnomalyQuery, request.query_params, AnomalyQueryInvalid)
@@ -150,7 +151,7 @@ class ForecastListView(APIView):
             OpenApiParameter("scope", str, enum=ForecastSnapshot.Scope.values),
             OpenApiParameter("measure", str, enum=ForecastSnapshot.Measure.values),
         ],
-        responses={200: ForecastOut(many=True)},
+        responses={200: results_of(ForecastOut, "ForecastList", period=serializers.CharField())},
     )
     def get(self, request: Request) -> Response:
         start = _month(request.query_params.get("period"))

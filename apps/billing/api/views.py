@@ -291,7 +291,12 @@ class CreditNoteInput(serializers.Serializer):
 class InvoiceCreditNoteView(APIView):
     permission_classes = [AdminScope]
 
-    @extend_schema(summary="Issue a credit note", request=CreditNoteInput, responses=InvoiceOutput)
+    @extend_schema(
+        summary="Issue a credit note",
+        description="The answer is the invoice with its credit notes, the new one last.",
+        request=CreditNoteInput,
+        responses={201: InvoiceOutput},
+    )
     def post(self, request: Request, invoice_id: UUID) -> Response:
         invoice_get(invoice_id=invoice_id, scope_tenant_id=_scope(request))
         data = CreditNoteInput(data=request.data)
@@ -326,6 +331,7 @@ class PurchaseInput(serializers.Serializer):
 
 class CreditPurchaseView(APIView):
     permission_classes = [AdminScope]
+    error_statuses = (422,)  # an Idempotency-Key reused with another body
 
     @extend_schema(
         summary="Buy a credit pack",
