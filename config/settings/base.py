@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every log record of a request, the other middleware's too, carries its id.
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.ApiNulRefusedMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
