@@ -18,6 +18,7 @@ from apps.alerts.selectors import anomaly_list, forecast_accuracy, forecast_late
 from apps.alerts.services.anomalies import anomaly_acknowledge, anomaly_resolve
 from apps.core.api.schema import results_of
 from apps.core.errors import ValidationFailed
+from apps.core.periods import PERIOD_YEARS
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope
 from apps.tenants.selectors import tenant_get
 
@@ -38,8 +39,12 @@ def _checked(
 
 def _month(text: str | None) -> date:
     match = _MONTH.match(text or "")
-    if not match or not 1 <= int(match[2]) <= 12:
-        raise ForecastQueryInvalid(f"period: {text!r} is not YYYY-MM", field="period")
+    if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) not in PERIOD_YEARS:
+        raise ForecastQueryInvalid(
+            f"period: {text!r} is not YYYY-MM (years {PERIOD_YEARS.start} to "
+            f"{PERIOD_YEARS.stop - 1})",
+            field="period",
+        )
     return date(int(match[1]), int(match[2]), 1)
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -182,7 +182,12 @@ def _period_start(raw: str | None) -> datetime | None:
         ) from exc
     if value.tzinfo is None:
         raise BillingInvalid("period_start: needs an offset", field="period_start")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is before the first representable day
+        raise BillingInvalid(
+            f"period_start: {raw!r} is out of range in UTC", field="period_start"
+        ) from exc
 
 
 class InvoiceListView(APIView):

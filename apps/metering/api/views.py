@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -129,7 +129,10 @@ def _time_param(request: Request, name: str) -> datetime:
         raise UsageQueryInvalid(f"{name}: {raw!r} is not an ISO 8601 time", field=name) from exc
     if value.tzinfo is None:
         raise UsageQueryInvalid(f"{name}: {raw!r} needs an offset such as Z or +02:00", field=name)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is past the last representable day
+        raise UsageQueryInvalid(f"{name}: {raw!r} is out of range in UTC", field=name) from exc
 
 
 class UsageView(APIView):
