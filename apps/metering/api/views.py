@@ -5,7 +5,12 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -79,7 +84,37 @@ class EventIngestView(APIView):
             "`Retry-After` when the batch would take a tenant over its ingestion rate (nothing "
             "of it is stored)."
         ),
-        request=OpenApiTypes.OBJECT,
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "application/cloudevents+json": OpenApiTypes.OBJECT,
+            "application/cloudevents-batch+json": {"type": "array", "items": {"type": "object"}},
+        },
+        examples=[
+            OpenApiExample(
+                "A batch of two calls",
+                request_only=True,
+                value={
+                    "events": [
+                        {
+                            "id": "call-1",
+                            "type": "api.call",
+                            "tenant": "acme",
+                            "endpoint": "/v1/search",
+                            "cost": "0.01",
+                            "cost_currency": "USD",
+                        },
+                        {
+                            "id": "call-2",
+                            "type": "llm.call",
+                            "tenant": "acme",
+                            "model": "gpt-4o",
+                            "input_tokens": 1200,
+                            "output_tokens": 300,
+                        },
+                    ]
+                },
+            )
+        ],
         parameters=[
             OpenApiParameter("backfill", bool, description="admin only: lift the late window")
         ],
