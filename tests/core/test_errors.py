@@ -179,5 +179,7 @@ def test_every_operation_documents_the_error_body_for_its_error_statuses():
     assert {"200", "207", "400", "401", "403", "404", "409", "413", "429"} <= set(events)
     assert set(tenants) == {"200", "400", "401", "403", "429"}
     assert {"404", "409"} <= set(invoice)
+    assert "415" in schema["paths"]["/api/v1/tenants"]["post"]["responses"]
+    assert "415" not in events
     error = invoice["409"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorOut"}

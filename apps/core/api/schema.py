@@ -5,8 +5,8 @@ Every operation documents the error body ``{"error": {"code", "message", "field"
 (no or unknown key), 403 (the key lacks the scope, or is tenant-bound where an operator key
 is needed), 429 (the key's or the tenant's rate); 404 where the call names something (a path
 id, a ``tenant`` query, a body); 409 on writes (a state that does not allow the change, a
-duplicate). A view adds the statuses only it answers in ``error_statuses``, e.g. 413 for a
-body over the limit.
+duplicate) and 415 where DRF parses their body (not JSON). A view adds the statuses only it
+answers in ``error_statuses``, e.g. 413 for a body over the limit.
 """
 
 from typing import Any
@@ -18,6 +18,7 @@ from rest_framework import serializers
 ALWAYS = (400, 401, 403, 429)
 NAMES_SOMETHING = 404
 ON_WRITES = 409
+UNSUPPORTED_BODY = 415  # DRF's parsers: a body that is not JSON
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -51,6 +52,8 @@ class ApiSchema(AutoSchema):
             statuses.add(NAMES_SOMETHING)
         if self.method not in SAFE_METHODS:
             statuses.add(ON_WRITES)
+            if self.view.parser_classes and self.get_request_serializer() is not None:
+                statuses.add(UNSUPPORTED_BODY)
         return sorted(statuses)
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
