@@ -183,3 +183,18 @@ def test_every_operation_documents_the_error_body_for_its_error_statuses():
     assert "415" not in events
     error = invoice["409"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def test_a_model_validation_error_from_a_service_is_a_400_naming_the_field():
+    """A full_clean() in a service that refuses what the input checks let through is the
+    caller's input: a 400 naming the field, not a server error."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    response = handle(
+        DjangoValidationError({"scope_value": ["Ensure this value has at most 200 characters."]})
+    )
+
+    assert response.status_code == 400
+    assert response.data["error"]["code"] == "invalid"
+    assert response.data["error"]["field"] == "scope_value"
+    assert "at most 200 characters" in response.data["error"]["message"]

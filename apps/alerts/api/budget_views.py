@@ -69,7 +69,9 @@ class BudgetIn(serializers.Serializer):
     amount = serializers.CharField()
     tenant = serializers.CharField(required=False)
     cost_center = serializers.CharField(required=False)
-    scope_value = serializers.CharField(required=False, default="", allow_blank=True)
+    scope_value = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=200
+    )
     meter = serializers.CharField(required=False)
     currency = serializers.CharField(required=False, default="", allow_blank=True, max_length=3)
     period = serializers.CharField(required=False, default=Budget.Period.MONTHLY)
