@@ -335,3 +335,12 @@ def test_an_effective_from_past_year_9999_in_utc_names_the_field():
 
     assert raised.value.field == "rate_cards[0].effective_from"
     assert "out of range in UTC" in raised.value.message
+
+
+def test_a_file_that_is_not_utf8_is_refused_as_invalid(make_key, api):
+    """Bytes that are no UTF-8 text were a decoding error, hence a server error."""
+    response = api(make_key()).post("/api/v1/catalog/apply", b"o\x9f!\xff")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == CatalogInvalid.code
+    assert "not UTF-8 text" in response.json()["error"]["message"]
