@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.core.health import healthz, readyz
 from apps.core.metrics import metrics_view
 
+# Unknown API routes and malformed ids (no route matches) answer the API's JSON error.
+handler404 = "apps.core.api.exceptions.not_found"
+
 urlpatterns = [
     # Probes and the Prometheus scrape (docs/operations.md): no session, no API key.
     path("healthz", healthz, name="healthz"),

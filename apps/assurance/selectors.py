@@ -23,6 +23,7 @@ from apps.assurance.errors import FindingNotFound, LeakageInvalid
 from apps.assurance.models import Finding
 from apps.assurance.scope import ScanScope, scan_scope
 from apps.core.money import quantize
+from apps.core.periods import PERIOD_YEARS
 from apps.metering.models import IngestBatch, IngestTally
 from apps.tenants.models import ApiKey, Tenant
 
@@ -37,9 +38,16 @@ def leakage_period_parse(text: str | None, *, name: str = "period") -> date:
     try:
         if len(text) != 7 or text[4] != "-":
             raise ValueError(text)
-        return date(int(text[:4]), int(text[5:]), 1)
+        month = date(int(text[:4]), int(text[5:]), 1)
     except ValueError as exc:
         raise LeakageInvalid(f"{name}: {text!r} is not a month as YYYY-MM", field=name) from exc
+    if month.year not in PERIOD_YEARS:
+        raise LeakageInvalid(
+            f"{name}: {text!r} is out of range (years {PERIOD_YEARS.start} to "
+            f"{PERIOD_YEARS.stop - 1})",
+            field=name,
+        )
+    return month
 
 
 def leakage_tenant_get(*, external_id: str) -> Tenant:

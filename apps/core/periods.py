@@ -12,6 +12,11 @@ from zoneinfo import ZoneInfo
 
 _TICK = timedelta(microseconds=1)
 
+# The years a period named in a call may fall in: its neighbours (the previous period that a
+# comparison reads, the month after that ends it) must be dates too, so the first and last
+# years of ``date`` are out.
+PERIOD_YEARS = range(2, 9999)
+
 
 @dataclass(frozen=True, slots=True)
 class BillingPeriod:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Max, Q, QuerySet, Sum
 
 from apps.billing.selectors import revenue_lines
-from apps.core.periods import month_add
+from apps.core.periods import PERIOD_YEARS, month_add
 from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.models import CostDay, CostRollup, WorkflowDepth
 from apps.costs.services.rollup import PriceContext
@@ -90,6 +90,12 @@ def cost_period_parse(text: str | None) -> CostPeriod:
         raise AnalyticsQueryInvalid(
             f"period: {text!r} is not YYYY-MM or YYYY-MM-DD..YYYY-MM-DD", field="period"
         ) from exc
+    if period.start.year not in PERIOD_YEARS or period.end.year not in PERIOD_YEARS:
+        raise AnalyticsQueryInvalid(
+            f"period: {text!r} is out of range (years {PERIOD_YEARS.start} to "
+            f"{PERIOD_YEARS.stop - 1})",
+            field="period",
+        )
     if period.end <= period.start or (period.end - period.start).days > 366:
         raise AnalyticsQueryInvalid(
             f"period: {text!r} must end after it starts, within 366 days", field="period"

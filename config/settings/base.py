@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every log record of a request, the other middleware's too, carries its id.
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.ApiNulRefusedMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -207,7 +208,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.ApiSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     # ?format= is ours (the catalog export's yaml), not DRF's renderer switch, which 404s
     # any format without a renderer.

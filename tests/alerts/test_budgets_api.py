@@ -124,6 +124,7 @@ def test_create_read_list_change_and_deactivate(world):
         ({"action": "explode"}, "action"),
         ({"notify_emails": ["ok@example.com", "not-an-email"]}, "notify_emails[1]"),
         ({"name": ""}, "name"),
+        ({"scope": "feature", "tenant": None, "scope_value": "f" * 201}, "scope_value"),
     ],
 )
 def test_bad_input_names_the_field_and_stores_nothing(world, change, field):

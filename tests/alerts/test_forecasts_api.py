@@ -81,3 +81,13 @@ def test_tenant_keys_are_refused(world, make_key, api):
     bound = api(make_key(tenant=world[0]))
     assert bound.get("/api/v1/forecasts", {"period": "2026-11"}).status_code == 403
     assert bound.get("/api/v1/forecasts/accuracy", {"period": "2026-11"}).status_code == 403
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12"])
+def test_a_month_outside_the_calendar_is_a_400(make_key, api, period):
+    operator = api(make_key())
+
+    for path in ("/api/v1/forecasts", "/api/v1/forecasts/accuracy"):
+        response = operator.get(f"{path}?period={period}")
+        assert response.status_code == 400
+        assert response.json()["error"]["field"] == "period"

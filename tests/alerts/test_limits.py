@@ -2,6 +2,7 @@
 query), rebuilt when an evaluation or a budget change alters the state, and isolated per
 tenant."""
 
+import warnings
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
@@ -193,3 +194,14 @@ def test_changing_the_action_to_notify_lifts_the_limit_at_once(
         "limits": [],
         "evaluated_at": None,
     }
+
+
+def test_an_id_no_cache_backend_takes_is_hashed_into_the_key(world):
+    """Given an id from the URL with spaces, control and non-ASCII characters (memcached
+    refuses such keys), when the gateway asks, then it is a plain 404 and the key is safe."""
+    odd = "ac me\x0e\u00e9" + "x" * 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        response = world.operator.get(f"/api/v1/limits/{odd}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "tenant_not_found"

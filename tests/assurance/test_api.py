@@ -236,3 +236,18 @@ def test_the_report_is_cached_but_its_amounts_at_risk_are_live(
     assert fresh["tenants"][0]["billable_amount"] == "4.80"
     assert fresh["tenants"][0]["events"]["stored"] == 40
     cache.clear()
+
+
+@pytest.mark.parametrize("period", ["9999-12", "0001-01"])
+def test_a_month_without_a_neighbour_is_a_400_not_an_overflow(make_key, api, period):
+    """The report and a scan read the month after (its end): the last and first years of the
+    calendar are refused naming the period."""
+    operator = api(make_key())
+
+    report = operator.get(f"/api/v1/leakage/report?period={period}")
+    scan = operator.post("/api/v1/leakage/scans", {"period": period})
+
+    for response in (report, scan):
+        assert response.status_code == 400
+        assert response.json()["error"]["field"] == "period"
+        assert "out of range" in response.json()["error"]["message"]

@@ -218,3 +218,12 @@ def test_a_partners_admin_key_cannot_settle_its_own_invoice(make_tenant, api, ac
     assert response.json()["error"]["code"] == "permission_denied"
     assert Invoice.objects.filter(id=invoice.id).values().get() == before
     assert not CreditNote.objects.filter(invoice=invoice).exists()
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00%2B14:00", "9999-12-31T23:00:00-14:00"])
+def test_a_period_start_past_the_representable_range_in_utc_is_a_400(make_key, api, start):
+    response = api(make_key()).get(f"/api/v1/invoices?period_start={start}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "period_start"
+    assert "out of range in UTC" in response.json()["error"]["message"]

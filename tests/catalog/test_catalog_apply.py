@@ -324,3 +324,23 @@ def test_the_command_applies_a_file_and_names_the_path_of_a_problem(tmp_path, ca
         call_command("catalog_apply", str(broken))
 
     assert "plans[0].base_fee" in str(caught.value)
+
+
+def test_an_effective_from_past_year_9999_in_utc_names_the_field():
+    doc = example()
+    doc["rate_cards"][0]["effective_from"] = "9999-12-31T23:00:00-05:00"
+
+    with pytest.raises(CatalogInvalid) as raised:
+        apply(doc)
+
+    assert raised.value.field == "rate_cards[0].effective_from"
+    assert "out of range in UTC" in raised.value.message
+
+
+def test_a_file_that_is_not_utf8_is_refused_as_invalid(make_key, api):
+    """Bytes that are no UTF-8 text were a decoding error, hence a server error."""
+    response = api(make_key()).post("/api/v1/catalog/apply", b"o\x9f!\xff")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == CatalogInvalid.code
+    assert "not UTF-8 text" in response.json()["error"]["message"]

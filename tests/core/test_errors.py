@@ -151,3 +151,50 @@ def test_an_unauthenticated_call_gets_the_shape_too(client):
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_a_malformed_id_in_an_api_path_is_the_api_error_not_an_html_page(client):
+    """Given an invoice id that is not a UUID (no route matches it), the answer is the API's
+    JSON 404, as for an id that matches nothing; outside /api/ the HTML page stays."""
+    response = client.get("/api/v1/invoices/not-a-uuid/pdf")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+    assert "/api/v1/invoices/not-a-uuid/pdf" in response.json()["error"]["message"]
+    page = client.get("/no-such-page")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_every_operation_documents_the_error_body_for_its_error_statuses():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    events = schema["paths"]["/api/v1/events"]["post"]["responses"]
+    tenants = schema["paths"]["/api/v1/tenants"]["get"]["responses"]
+    invoice = schema["paths"]["/api/v1/invoices/{invoice_id}/finalize"]["post"]["responses"]
+
+    assert {"200", "207", "400", "401", "403", "404", "409", "413", "429"} <= set(events)
+    assert set(tenants) == {"200", "400", "401", "403", "429"}
+    assert {"404", "409"} <= set(invoice)
+    assert "415" in schema["paths"]["/api/v1/tenants"]["post"]["responses"]
+    assert "415" not in events
+    error = invoice["409"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def test_a_model_validation_error_from_a_service_is_a_400_naming_the_field():
+    """A full_clean() in a service that refuses what the input checks let through is the
+    caller's input: a 400 naming the field, not a server error."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    response = handle(
+        DjangoValidationError({"scope_value": ["Ensure this value has at most 200 characters."]})
+    )
+
+    assert response.status_code == 400
+    assert response.data["error"]["code"] == "invalid"
+    assert response.data["error"]["field"] == "scope_value"
+    assert "at most 200 characters" in response.data["error"]["message"]

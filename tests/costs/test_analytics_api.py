@@ -117,3 +117,12 @@ def test_a_bad_query_is_a_400_naming_the_parameter(db, operator, path, params, f
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("analytics_query_invalid", field)
     assert error["message"].startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("period", ["0001-01", "0001-01-01..0001-01-05", "9999-12"])
+def test_a_period_whose_neighbour_is_outside_the_calendar_is_a_400(make_key, api, period):
+    """Every metric compares with the previous period: the first year has none."""
+    response = api(make_key()).get(f"/api/v1/analytics/cost?period={period}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "period"

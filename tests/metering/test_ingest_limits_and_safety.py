@@ -253,3 +253,31 @@ def test_creating_a_month_moves_its_rows_out_of_the_default_partition(
     assert Event.objects.count() == 3
     partitions._create(2031, 3)  # a second creator finds it done
     assert Event.objects.count() == 3
+
+
+# --- NUL characters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"id": "a\u0000b"}, "id"),
+        ({"tenant": "ac\u0000me"}, "tenant"),
+        ({"endpoint": "/v1/\u0000"}, "endpoint"),
+        ({"properties": {"note": "a\u0000b"}}, "properties"),
+        ({"properties": {"k\u0000": 1}}, "properties"),
+    ],
+)
+def test_an_event_with_a_nul_character_is_rejected_alone(client, acme_key, clock, fields, field):
+    """PostgreSQL stores NUL in no text or jsonb value: the event is refused naming the field
+    (207), its neighbour is stored, and the batch is no server error."""
+    bad = event("nul-1", timestamp="2026-11-20T12:00:00Z") | fields
+    good = event("fine-1", timestamp="2026-11-20T12:00:00Z")
+
+    response = post(client, acme_key, json.dumps({"events": [bad, good]}))
+
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["results"][0]["message"].startswith(f"{field}: contains a NUL character")
+    assert list(Event.objects.values_list("event_id", flat=True)) == ["fine-1"]

@@ -228,3 +228,21 @@ def test_an_offset_other_than_utc_is_accepted(traffic, make_key, api):
     )
     assert response.status_code == 200, response.content
     assert sum(r["events"] for r in response.json()["data"]) == 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=2026-10-01T00:00:00Z&to=9999-12-31T23:00:00-05:00",
+        "from=0001-01-01T00:00:00%2B14:00&to=2026-10-02T00:00:00Z",
+    ],
+)
+def test_a_time_past_the_representable_range_in_utc_is_a_400(make_tenant, make_key, api, query):
+    """A valid ISO 8601 time whose offset takes it past year 9999 (or before year 1) in UTC
+    names the parameter instead of overflowing."""
+    make_tenant("acme")
+
+    response = api(make_key()).get(f"/api/v1/usage?tenant=acme&{query}")
+
+    assert response.status_code == 400
+    assert "out of range in UTC" in response.json()["error"]["message"]

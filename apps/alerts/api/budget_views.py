@@ -31,6 +31,7 @@ from apps.alerts.services.budgets.manage import (
     budget_update,
 )
 from apps.alerts.services.limits import limits_get, tenant_not_found
+from apps.core.api.schema import results_of
 from apps.core.api.serializers import NoInput, StrictInput
 from apps.metering.models import Meter
 from apps.tenants.api.authentication import AdminScope, ApiPrincipal, ReadScope, principal_of
@@ -69,7 +70,9 @@ class BudgetIn(StrictInput):
     amount = serializers.CharField()
     tenant = serializers.CharField(required=False)
     cost_center = serializers.CharField(required=False)
-    scope_value = serializers.CharField(required=False, default="", allow_blank=True)
+    scope_value = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=200
+    )
     meter = serializers.CharField(required=False)
     currency = serializers.CharField(required=False, default="", allow_blank=True, max_length=3)
     period = serializers.CharField(required=False, default=Budget.Period.MONTHLY)
@@ -216,8 +219,9 @@ class BudgetListView(APIView):
 
     @extend_schema(
         summary="Budgets, with where each stands",
+        operation_id="budgets_list",
         parameters=_LIST_PARAMETERS,
-        responses={200: BudgetOut(many=True)},
+        responses={200: results_of(BudgetOut, "BudgetList")},
     )
     def get(self, request: Request) -> Response:
         scope = principal_of(request).tenant_id
@@ -278,7 +282,8 @@ class BudgetAlertListView(APIView):
     permission_classes = [ReadScope]
 
     @extend_schema(
-        summary="A budget's alerts, newest first", responses={200: BudgetAlertOut(many=True)}
+        summary="A budget's alerts, newest first",
+        responses={200: results_of(BudgetAlertOut, "BudgetAlertList")},
     )
     def get(self, request: Request, budget_id: str) -> Response:
         budget = budget_get(budget_id=budget_id, scope_tenant_id=principal_of(request).tenant_id)

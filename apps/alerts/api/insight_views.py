@@ -16,8 +16,10 @@ from apps.alerts.errors import AnomalyQueryInvalid, ForecastQueryInvalid
 from apps.alerts.models import Anomaly, ForecastSnapshot
 from apps.alerts.selectors import anomaly_list, forecast_accuracy, forecast_latest
 from apps.alerts.services.anomalies import anomaly_acknowledge, anomaly_resolve
+from apps.core.api.schema import results_of
 from apps.core.api.serializers import NoInput
 from apps.core.errors import ValidationFailed
+from apps.core.periods import PERIOD_YEARS
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope
 from apps.tenants.selectors import tenant_get
 
@@ -38,8 +40,12 @@ def _checked(
 
 def _month(text: str | None) -> date:
     match = _MONTH.match(text or "")
-    if not match or not 1 <= int(match[2]) <= 12:
-        raise ForecastQueryInvalid(f"period: {text!r} is not YYYY-MM", field="period")
+    if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) not in PERIOD_YEARS:
+        raise ForecastQueryInvalid(
+            f"period: {text!r} is not YYYY-MM (years {PERIOD_YEARS.start} to "
+            f"{PERIOD_YEARS.stop - 1})",
+            field="period",
+        )
     return date(int(match[1]), int(match[2]), 1)
 
 
@@ -85,7 +91,7 @@ class AnomalyListView(APIView):
             OpenApiParameter("since", str, description="first hour, ISO 8601"),
             OpenApiParameter("limit", int, description=f"1 to {MAX_LIMIT}, default 200"),
         ],
-        responses={200: AnomalyOut(many=True)},
+        responses={200: results_of(AnomalyOut, "AnomalyList")},
     )
     def get(self, request: Request) -> Response:
         query = _checked(AnomalyQuery, request.query_params, AnomalyQueryInvalid)
@@ -153,7 +159,7 @@ class ForecastListView(APIView):
             OpenApiParameter("scope", str, enum=ForecastSnapshot.Scope.values),
             OpenApiParameter("measure", str, enum=ForecastSnapshot.Measure.values),
         ],
-        responses={200: ForecastOut(many=True)},
+        responses={200: results_of(ForecastOut, "ForecastList", period=serializers.CharField())},
     )
     def get(self, request: Request) -> Response:
         start = _month(request.query_params.get("period"))

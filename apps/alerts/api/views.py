@@ -22,6 +22,7 @@ from apps.alerts.services.webhooks import (
     webhook_redeliver,
     webhook_secret_rotate,
 )
+from apps.core.api.schema import results_of
 from apps.core.api.serializers import NoInput, StrictInput
 from apps.tenants.api.authentication import AdminScope, principal_of
 from apps.tenants.selectors import tenant_get
@@ -60,7 +61,11 @@ def _endpoint_out(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> di
 class EndpointListView(APIView):
     permission_classes = [AdminScope]
 
-    @extend_schema(summary="Webhook endpoints", responses={200: EndpointOut(many=True)})
+    @extend_schema(
+        summary="Webhook endpoints",
+        operation_id="webhooks_endpoints_list",
+        responses={200: results_of(EndpointOut, "EndpointList")},
+    )
     def get(self, request: Request) -> Response:
         rows = webhook_endpoint_list(scope_tenant_id=principal_of(request).tenant_id)
         return Response({"results": [_endpoint_out(e) for e in rows]})

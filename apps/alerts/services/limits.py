@@ -12,6 +12,8 @@ action, for the gateway to apply to matching calls only: one over-spent feature 
 throttle a tenant's every call.
 """
 
+import hashlib
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -31,7 +33,15 @@ _STRENGTH = {"allow": 0, Budget.Action.DEGRADE: 1, Budget.Action.THROTTLE: 2}
 _NAMED_SCOPES = (Budget.Scope.FEATURE, Budget.Scope.WORKFLOW, Budget.Scope.ENDPOINT)
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def limits_cache_key(external_id: str) -> str:
+    """The cache key of a tenant's answer. The id comes from the URL: one that is not plain
+    ASCII (spaces, control or non-ASCII characters, too long for a key) is hashed, so every
+    cache backend takes the key."""
+    if not _PLAIN_ID.fullmatch(external_id):
+        external_id = "sha256:" + hashlib.sha256(external_id.encode("utf-8", "replace")).hexdigest()
     return f"alerts:limits:{external_id}"
 
 

@@ -20,6 +20,7 @@ from apps.assurance.selectors import (
 )
 from apps.assurance.services.findings import finding_acknowledge, finding_resolve
 from apps.assurance.services.scans import leakage_scan
+from apps.core.api.schema import results_of
 from apps.core.api.serializers import StrictInput
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope, principal_of
 
@@ -112,7 +113,7 @@ class FindingListView(APIView):
         summary="Leakage findings",
         operation_id="leakage_findings_list",
         parameters=_LIST_PARAMETERS,
-        responses={200: FindingOut(many=True)},
+        responses={200: results_of(FindingOut, "FindingList")},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params

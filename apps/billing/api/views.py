@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -188,7 +188,12 @@ def _period_start(raw: str | None) -> datetime | None:
         ) from exc
     if value.tzinfo is None:
         raise BillingInvalid("period_start: needs an offset", field="period_start")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is before the first representable day
+        raise BillingInvalid(
+            f"period_start: {raw!r} is out of range in UTC", field="period_start"
+        ) from exc
 
 
 class InvoiceListView(APIView):
@@ -301,7 +306,12 @@ class CreditNoteInput(StrictInput):
 class InvoiceCreditNoteView(APIView):
     permission_classes = [OperatorAdminScope]
 
-    @extend_schema(summary="Issue a credit note", request=CreditNoteInput, responses=InvoiceOutput)
+    @extend_schema(
+        summary="Issue a credit note",
+        description="The answer is the invoice with its credit notes, the new one last.",
+        request=CreditNoteInput,
+        responses={201: InvoiceOutput},
+    )
     def post(self, request: Request, invoice_id: UUID) -> Response:
         invoice_get(invoice_id=invoice_id, scope_tenant_id=_scope(request))
         data = CreditNoteInput(data=request.data)
@@ -336,6 +346,7 @@ class PurchaseInput(StrictInput):
 
 class CreditPurchaseView(APIView):
     permission_classes = [AdminScope]
+    error_statuses = (422,)  # an Idempotency-Key reused with another body
 
     @extend_schema(
         summary="Buy a credit pack",

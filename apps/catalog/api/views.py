@@ -28,7 +28,10 @@ class CatalogView(APIView):
             "takes back unchanged. `?format=yaml` for YAML."
         ),
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"])],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
+        },
     )
     def get(self, request: Request) -> Any:
         # What upstream providers charge us is the operator's business: tenant-bound keys see

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -214,6 +214,13 @@ def _rate_cards_check(doc: CatalogDoc, meters: dict[str, MeterSpec]) -> None:
     currencies: dict[str, str] = dict(RateCard.objects.values_list("code", "currency"))
     for index, card in enumerate(doc.rate_cards):
         path = f"rate_cards[{index}]"
+        try:
+            card.effective_from.astimezone(UTC)
+        except OverflowError as exc:  # 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
+            raise invalid(
+                f"{path}.effective_from",
+                f"{card.effective_from.isoformat()} is out of range in UTC",
+            ) from exc
         key = (card.code, card.effective_from)
         if key in seen:
             raise invalid(

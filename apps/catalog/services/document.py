@@ -155,7 +155,10 @@ _ExactLoader.add_constructor("tag:yaml.org,2002:timestamp", _text)
 def catalog_parse(*, content: bytes | str, content_type: str = "") -> CatalogDoc:
     """Read a catalog file (JSON when ``content_type`` says so or it starts with '{', else
     YAML) into its document, or raise CatalogInvalid naming the path."""
-    text = content.decode() if isinstance(content, bytes) else content
+    try:
+        text = content.decode() if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise CatalogInvalid(f"the file is not UTF-8 text: {exc}") from exc
     try:
         if "json" in content_type or text.lstrip().startswith("{"):
             raw = json.loads(text, parse_float=Decimal)

@@ -147,7 +147,10 @@ class StatementDetailView(APIView):
 class StatementPdfView(APIView):
     permission_classes = [OperatorReadScope]
 
-    @extend_schema(summary="A statement as PDF", responses={200: OpenApiTypes.BINARY})
+    @extend_schema(
+        summary="A statement as PDF",
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY},
+    )
     def get(self, request: Request, statement_id: str) -> HttpResponse:
         statement = statement_get(statement_id=statement_id)
         response = HttpResponse(statement_pdf_bytes(statement), content_type="application/pdf")

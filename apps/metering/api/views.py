@@ -1,11 +1,16 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -66,6 +71,7 @@ class EventIngestView(APIView):
 
     permission_classes = [IngestScope]
     parser_classes: list[Any] = []
+    error_statuses = (413,)  # a body over PERCALL_INGEST_MAX_BODY_BYTES
 
     @extend_schema(
         summary="Ingest events",
@@ -78,7 +84,37 @@ class EventIngestView(APIView):
             "`Retry-After` when the batch would take a tenant over its ingestion rate (nothing "
             "of it is stored)."
         ),
-        request=OpenApiTypes.OBJECT,
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "application/cloudevents+json": OpenApiTypes.OBJECT,
+            "application/cloudevents-batch+json": {"type": "array", "items": {"type": "object"}},
+        },
+        examples=[
+            OpenApiExample(
+                "A batch of two calls",
+                request_only=True,
+                value={
+                    "events": [
+                        {
+                            "id": "call-1",
+                            "type": "api.call",
+                            "tenant": "acme",
+                            "endpoint": "/v1/search",
+                            "cost": "0.01",
+                            "cost_currency": "USD",
+                        },
+                        {
+                            "id": "call-2",
+                            "type": "llm.call",
+                            "tenant": "acme",
+                            "model": "gpt-4o",
+                            "input_tokens": 1200,
+                            "output_tokens": 300,
+                        },
+                    ]
+                },
+            )
+        ],
         parameters=[
             OpenApiParameter("backfill", bool, description="admin only: lift the late window")
         ],
@@ -128,7 +164,10 @@ def _time_param(request: Request, name: str) -> datetime:
         raise UsageQueryInvalid(f"{name}: {raw!r} is not an ISO 8601 time", field=name) from exc
     if value.tzinfo is None:
         raise UsageQueryInvalid(f"{name}: {raw!r} needs an offset such as Z or +02:00", field=name)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is past the last representable day
+        raise UsageQueryInvalid(f"{name}: {raw!r} is out of range in UTC", field=name) from exc
 
 
 class UsageView(APIView):

@@ -366,6 +366,18 @@ def event_normalize(
     return values, properties
 
 
+def event_nul_field(event: EventIn) -> str | None:
+    """The first field of ``event`` holding a NUL character (its properties included), which
+    PostgreSQL stores in no text or jsonb value; None when there is none."""
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if value.__class__ is str and "\x00" in value:
+            return name
+    if event.properties and b"\\u0000" in properties_encoder.encode(event.properties):
+        return "properties"
+    return None
+
+
 _CURRENCY = _POSITION["cost_currency"]
 _COST = _POSITION["cost"]
 _USER = _POSITION["user"]

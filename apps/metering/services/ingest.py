@@ -34,6 +34,7 @@ from apps.metering.services.event_schema import (
     EventInvalid,
     StrictEventIn,
     event_normalize,
+    event_nul_field,
     sent_time_text,
     timestamp_to_ms,
     utc_text,
@@ -190,6 +191,16 @@ def _payload_hash(
     return hashlib.blake2b(_hash_encoder.encode(canonical), digest_size=16).hexdigest()
 
 
+def _nul_refused(item: EventIn | EventInvalid) -> EventIn | EventInvalid:
+    """The event, or its rejection when a field holds a NUL character."""
+    field = event_nul_field(item) if isinstance(item, EventIn) else None
+    if field is None or not isinstance(item, EventIn):
+        return item
+    invalid = EventInvalid(f"{field}: contains a NUL character (\\u0000), which cannot be stored")
+    invalid.event_id = None if field == "id" else item.id
+    return invalid
+
+
 def _tenant_resolve(event: EventIn, caller: IngestCaller) -> str:
     if caller.tenant_external_id is not None:
         if event.tenant is not None and event.tenant != caller.tenant_external_id:
@@ -262,6 +273,8 @@ def events_ingest(
     not accepted. ``backfill`` (admin only) lifts the late window for corrections and imports."""
     now = timezone.now()
     decoded = _events_decode(body=body, content_type=content_type, headers=headers)
+    if b"\\u0000" in body:  # JSON's only way to say NUL: look for it in the events only then
+        decoded = [_nul_refused(item) for item in decoded]
     names = {
         item.tenant or caller.tenant_external_id for item in decoded if isinstance(item, EventIn)
     }

@@ -32,7 +32,7 @@ class TenantOutput(serializers.Serializer):
     name = serializers.CharField()
     currency = serializers.CharField()
     timezone = serializers.CharField()
-    billing_email = serializers.EmailField()
+    billing_email = serializers.CharField(help_text="an email address, or empty")
     tax_rate = serializers.DecimalField(max_digits=7, decimal_places=6)
     status = serializers.CharField()
     registered_at = serializers.DateTimeField()
