@@ -132,8 +132,21 @@ def _values_of(entry: LogEntry) -> list[tuple[str, str, str]]:
     return rows
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A trail nobody adds to, edits or deletes through the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(LogEntry)
-class AuditTrailAdmin(admin.ModelAdmin):
+class AuditTrailAdmin(ReadOnlyAdmin):
     """Every change made through the admin, newest first; read-only."""
 
     list_display = ["action_time", "user", "content_type", "object_repr", "action", "summary"]
@@ -160,18 +173,9 @@ class AuditTrailAdmin(admin.ModelAdmin):
             return "—"
         return format_html_join("\n", "<div>{}: {} → {}</div>", rows)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """The audit log of money and configuration actions, newest first; read-only (the
     database refuses changes to it anyway)."""
 
@@ -183,12 +187,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     fields = ("occurred_at", "actor", "action", "tenant_id", "target_type", "target_id",
               "before", "after", "request_id")  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -162,6 +162,21 @@ CATALOG = {
 _ids = itertools.count()
 
 
+# The smallest catalog: 1.00 USD a call on the "calls" plan, nothing else.
+PER_CALL_CATALOG = {
+    "meters": [{"code": "calls", "event_type": "api.call", "aggregation": "count"}],
+    "rate_cards": [
+        {
+            "code": "per-call",
+            "currency": "USD",
+            "effective_from": "2026-01-01T00:00:00Z",
+            "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1.00"}],
+        }
+    ],
+    "plans": [{"code": "calls", "name": "Calls", "interval": "month", "rate_card": "per-call"}],
+}
+
+
 def catalog_load() -> None:
     catalog_apply(doc=catalog_parse(content=json.dumps(CATALOG)))
 

@@ -21,23 +21,12 @@ from apps.catalog.services.document import catalog_parse
 from apps.core.models import OutboxEvent
 from apps.metering.models import RollupPending
 from apps.metering.services.rollup import rollup_pending_run
-from tests.billing.billing_setup import subscribe
+from tests.billing.billing_setup import PER_CALL_CATALOG, subscribe
 from tests.metering.ingesting import ingest_events
 
 pytestmark = pytest.mark.django_db
 
-CATALOG = {
-    "meters": [{"code": "calls", "event_type": "api.call", "aggregation": "count"}],
-    "rate_cards": [
-        {
-            "code": "per-call",
-            "currency": "USD",
-            "effective_from": "2026-01-01T00:00:00Z",
-            "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1.00"}],
-        }
-    ],
-    "plans": [{"code": "calls", "name": "Calls", "interval": "month", "rate_card": "per-call"}],
-}
+CATALOG = PER_CALL_CATALOG
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 AFTER_GRACE = datetime(2026, 11, 3, tzinfo=UTC)
 

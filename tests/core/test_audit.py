@@ -20,23 +20,12 @@ from apps.core.audit import audit_actor, audit_record
 from apps.core.models import AuditEntry
 from apps.metering.services.rollup import rollup_pending_run
 from apps.tenants.services.api_keys import api_key_authenticate, api_key_revoke
-from tests.billing.billing_setup import subscribe
+from tests.billing.billing_setup import PER_CALL_CATALOG, subscribe
 from tests.metering.ingesting import ingest_events
 
 pytestmark = pytest.mark.django_db
 
-CATALOG = {
-    "meters": [{"code": "calls", "event_type": "api.call", "aggregation": "count"}],
-    "rate_cards": [
-        {
-            "code": "per-call",
-            "currency": "USD",
-            "effective_from": "2026-01-01T00:00:00Z",
-            "charges": [{"meter": "calls", "model": "per_unit", "unit_price": "1.00"}],
-        }
-    ],
-    "plans": [{"code": "calls", "name": "Calls", "interval": "month", "rate_card": "per-call"}],
-}
+CATALOG = PER_CALL_CATALOG
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 
 
