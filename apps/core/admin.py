@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html_join
@@ -92,11 +93,18 @@ class AuditedAdmin(admin.ModelAdmin):
         _admin_audit("change", obj, message)
         return entry
 
-    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
-        entries = super().log_deletions(request, queryset)
-        for obj in queryset:
+    # Deletions are audited with the delete itself, in one transaction: Django logs them
+    # before deleting, outside any transaction, so a delete that then fails would be on record.
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
             _admin_audit("delete", obj, [])
-        return entries
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            for obj in queryset:
+                _admin_audit("delete", obj, [])
+            super().delete_queryset(request, queryset)
 
 
 def _admin_audit(verb: str, obj: Model, message: Any) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from celery.signals import task_postrun, task_prerun
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -163,6 +164,12 @@ def _task_postrun(task_id: str | None = None, **_: Any) -> None:
 
 
 AUDIT_PAGE_MAX = 500
+# What a tenant may read of its own entries: its invoices, credits, keys, team, webhooks and
+# account. Leakage findings and admin edits are the operator's working notes about the tenant.
+TENANT_VISIBLE_ACTIONS = (
+    "invoice.", "credit_note.", "credit_grant.", "api_key.", "membership.",
+    "webhook_endpoint.", "tenant.",
+)  # fmt: skip
 
 
 def audit_entry_list(
@@ -179,11 +186,14 @@ def audit_entry_list(
 ) -> list[AuditEntry]:
     """Entries newest first, ``limit`` at most (up to ``AUDIT_PAGE_MAX``), older than entry
     ``before_id`` when paging. ``scope_tenant_id`` (a tenant-bound caller) sees only that
-    tenant's entries; operator-wide configuration (no tenant) is the operator's alone.
-    ``since`` is inclusive, ``until`` exclusive."""
+    tenant's entries of ``TENANT_VISIBLE_ACTIONS``; operator-wide configuration (no tenant) is
+    the operator's alone. ``since`` is inclusive, ``until`` exclusive."""
     rows = AuditEntry.objects.order_by("-id")
     if scope_tenant_id is not None:
-        rows = rows.filter(tenant_id=scope_tenant_id)
+        visible = Q()
+        for prefix in TENANT_VISIBLE_ACTIONS:
+            visible |= Q(action__startswith=prefix)
+        rows = rows.filter(visible, tenant_id=scope_tenant_id)
     if tenant_id is not None:
         rows = rows.filter(tenant_id=tenant_id)
     if action:

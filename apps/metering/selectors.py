@@ -76,18 +76,26 @@ def rollup_lag() -> RollupLag:
     return RollupLag(queue["pending"], queue["tenants"], queue["oldest"], queue["hour"])
 
 
-def rollup_pending_first_hours(*, tenant_ids: set[UUID]) -> dict[UUID, datetime]:
-    """For each of ``tenant_ids`` with usage still waiting to be rolled up, the earliest hour
-    that waits: a period ending after it does not have all its usage in the rollups yet."""
+def rollup_pending_marks(
+    *, tenant_ids: set[UUID], before: datetime, marked_by: datetime
+) -> dict[UUID, list[tuple[datetime, datetime]]]:
+    """For each of ``tenant_ids``, the hours before ``before`` still waiting to be rolled up
+    with when each was first marked (at or before ``marked_by``): usage that had arrived by
+    then and is not in the rollups yet. Read in one query, one row per (tenant, hour)."""
     if not tenant_ids:
         return {}
     rows = (
-        RollupPending.objects.filter(tenant_id__in=tenant_ids)
-        .values("tenant_id")
-        .annotate(first=Min("hour"))
+        RollupPending.objects.filter(
+            tenant_id__in=tenant_ids, hour__lt=before, marked_at__lte=marked_by
+        )
+        .values("tenant_id", "hour")
+        .annotate(first_marked=Min("marked_at"))
         .order_by()
     )
-    return {row["tenant_id"]: row["first"] for row in rows}
+    marks: dict[UUID, list[tuple[datetime, datetime]]] = {}
+    for row in rows:
+        marks.setdefault(row["tenant_id"], []).append((row["hour"], row["first_marked"]))
+    return marks
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from apps.tenants.errors import TenantNotFound
-from apps.tenants.models import Tenant
+from apps.tenants.models import ApiKey, Membership, Tenant
 
 
 def tenant_list(*, scope_tenant_id: UUID | None) -> QuerySet[Tenant]:
@@ -25,6 +25,14 @@ def tenant_get(*, external_id: str, scope_tenant_id: UUID | None) -> Tenant:
     if tenant is None:
         raise TenantNotFound(f"tenant {external_id!r} not found", field="tenant")
     return tenant
+
+
+def tenant_actors(*, tenant_id: UUID) -> set[str]:
+    """The audit actors that belong to a tenant: its team (``user:<username>``) and its own
+    API keys (``api-key:<prefix>``)."""
+    users = Membership.objects.filter(tenant_id=tenant_id).values_list("user__username", flat=True)
+    keys = ApiKey.objects.filter(tenant_id=tenant_id).values_list("prefix", flat=True)
+    return {f"user:{u}" for u in users} | {f"api-key:{k}" for k in keys}
 
 
 def tenant_external_ids(*, ids: set[UUID]) -> dict[UUID, str]:

@@ -105,6 +105,21 @@ def test_usage_of_the_next_period_does_not_hold_this_one(acme):
     assert report.finalized == 1 and invoice_of(acme).total_amount == Decimal("3.00")
 
 
+def test_usage_that_arrived_after_the_grace_period_does_not_hold_the_period(acme):
+    """A client replaying old events after the period closed must not hold its invoice: what
+    arrives after the grace period is late usage, billed on the next invoice."""
+    with time_machine.travel(datetime(2026, 10, 20, tzinfo=UTC), tick=False):
+        rollup_pending_run()
+    with time_machine.travel(datetime(2026, 11, 2, 12, tzinfo=UTC), tick=False):
+        calls("acme", 1, day=15, prefix="replayed")  # October usage, queued on 2 November
+
+    with time_machine.travel(AFTER_GRACE, tick=False):
+        report = billing_run()
+
+    assert (report.finalized, report.waiting) == (1, 0)
+    assert invoice_of(acme).total_amount == Decimal("3.00")  # the replayed call comes later
+
+
 def test_finalizing_by_hand_while_usage_is_queued_is_refused(acme, make_key, api):
     with time_machine.travel(AFTER_GRACE, tick=False):
         billing_run()

@@ -5,9 +5,11 @@ them, scoped to the caller's tenant."""
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import DatabaseError, transaction
 
 from apps.assurance.models import Finding
@@ -16,7 +18,7 @@ from apps.billing.services.credits import credit_grant_issue
 from apps.billing.services.runs import billing_run
 from apps.catalog.services.apply import catalog_apply
 from apps.catalog.services.document import catalog_parse
-from apps.core.audit import audit_actor, audit_record
+from apps.core.audit import audit_actor, audit_actor_current, audit_record
 from apps.core.models import AuditEntry
 from apps.metering.services.rollup import rollup_pending_run
 from apps.tenants.services.api_keys import api_key_authenticate, api_key_revoke
@@ -217,6 +219,10 @@ def test_a_bad_filter_names_the_field(make_key, api):
     assert answer.json()["error"]["field"] == "since"
     answer = client.get("/api/v1/audit?limit=-3")
     assert (answer.status_code, answer.json()["error"]["field"]) == (400, "limit")
+    answer = client.get("/api/v1/audit", {"limit": "\u00b2"})  # a digit, but not a decimal
+    assert (answer.status_code, answer.json()["error"]["field"]) == (400, "limit")
+    answer = client.get("/api/v1/audit", {"since": "9999-12-31T23:00:00-05:00"})  # past 9999 UTC
+    assert (answer.status_code, answer.json()["error"]["field"]) == (400, "since")
 
 
 def test_a_tenant_bound_key_sees_only_its_tenant(make_tenant, make_key, api):
@@ -231,3 +237,44 @@ def test_a_tenant_bound_key_sees_only_its_tenant(make_tenant, make_key, api):
 
     assert results and {e["tenant"] for e in results} == {"acme"}
     assert client.get("/api/v1/audit?tenant=other").status_code == 404
+
+
+def test_a_tenant_reads_its_money_and_team_but_not_the_operators_notes(make_tenant, make_key, api):
+    acme = make_tenant("acme")
+    finding = Finding.objects.create(
+        category=Finding.Category.UNPRICED, tenant=acme, period_start=date(2026, 10, 1),
+        subject="llm.call", quantity=Decimal(10), unit="events",
+        amount_at_risk=Decimal("5000.00"), currency="USD", basis=Finding.Basis.LIST_PRICE,
+        first_seen_at=OCT, last_seen_at=OCT,
+    )  # fmt: skip
+    operator = make_key(scopes=("read", "admin"))
+    api(operator).post(f"/api/v1/leakage/findings/{finding.id}/resolve", {"reason": "ok"})
+    with audit_actor("user:finance@operator.example"):
+        credit_grant_issue(
+            tenant_id=acme.id, currency="USD", amount=Decimal("3.00"),
+            effective_at=OCT, expires_at=None, reason="goodwill",
+        )  # fmt: skip
+    own_key = make_key(scopes=("read",), tenant=acme)
+
+    results = api(own_key).get("/api/v1/audit").json()["results"]
+
+    actions = {e["action"] for e in results}
+    assert "finding.resolve" not in actions and "credit_grant.issue" in actions
+    grant = next(e for e in results if e["action"] == "credit_grant.issue")
+    assert grant["actor"] == "operator"  # finance's username stays the operator's
+    own = next(
+        e for e in results if e["action"] == "api_key.create" and e["after"]["scopes"] == ["read"]
+    )
+    assert own["actor"] == "system"
+    # The operator sees everything, names included.
+    seen = api(operator).get("/api/v1/audit?tenant=acme").json()["results"]
+    assert {"finding.resolve", "credit_grant.issue"} <= {e["action"] for e in seen}
+    assert "user:finance@operator.example" in {e["actor"] for e in seen}
+
+
+def test_a_management_command_is_the_actor_of_what_it_changes(db):
+    call_command("create_api_key", "--name", "ci", "--scopes", "read", stdout=StringIO())
+
+    (entry,) = entries("api_key.create")
+    assert entry.actor.startswith("cli:create_api_key:")
+    assert audit_actor_current() == "system"  # nothing left behind after the command

@@ -198,3 +198,13 @@ def test_a_model_validation_error_from_a_service_is_a_400_naming_the_field():
     assert response.data["error"]["code"] == "invalid"
     assert response.data["error"]["field"] == "scope_value"
     assert "at most 200 characters" in response.data["error"]["message"]
+
+
+def test_a_model_validation_error_of_no_one_field_names_no_field():
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    response = handle(DjangoValidationError({"__all__": ["Periods must not overlap."]}))
+
+    assert response.status_code == 400
+    assert "field" not in response.data["error"]
+    assert response.data["error"]["message"] == "Periods must not overlap."

@@ -43,7 +43,7 @@ from apps.core.bulk import rows_update
 from apps.core.jobs import job_enqueue_on_commit
 from apps.core.money import quantize
 from apps.core.periods import BillingPeriod
-from apps.metering.selectors import rollup_pending_first_hours
+from apps.metering.selectors import rollup_pending_marks
 from apps.rating.invoices import AdjustmentInput, PricedInvoice, PricedLine, invoice_total
 
 ZERO = Decimal(0)
@@ -279,6 +279,10 @@ def invoices_bill(
     ]
     if not todo:
         return outcome
+    if grace is None:
+        grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
+    # Before usage is read: a rollup that commits after this check is then in what is read.
+    waits = _usage_incomplete([b for b in todo if b.period.end + grace <= as_of], grace)
     usage = charges_usage(windows={b.window: b.charges for b in todo})
     late, adjusted = _late_usage(todo, as_of)
     drafts: list[_Draft] = []
@@ -307,12 +311,8 @@ def invoices_bill(
         invoice.updated_at = as_of
         _totals_set(invoice, priced)
         drafts.append(_Draft(bill, invoice, priced))
-    if grace is None:
-        grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
-    due = [d for d in drafts if d.bill.period.end + grace <= as_of]
-    if due:
-        due, waiting = _usage_complete(due)
-        outcome.waiting = [d.invoice for d in waiting]
+    due = [d for d in drafts if d.bill.period.end + grace <= as_of and id(d.bill) not in waits]
+    outcome.waiting = [d.invoice for d in drafts if id(d.bill) in waits]
     debits = _finalize_in_memory(due, as_of) if due else []
     outcome.finalized = [d.invoice for d in due]
     lines: list[InvoiceLine] = []
@@ -372,17 +372,27 @@ _WRITTEN_TYPES = [
 ]
 
 
-def _usage_complete(due: list[_Draft]) -> tuple[list[_Draft], list[_Draft]]:
-    """Split drafts due to finalize into those whose usage is all rolled up and those that
-    must wait: a tenant with an hour before the period's end still in the rollup queue (new
-    usage of the period, or late usage of an earlier one, which this invoice would carry)."""
-    pending = rollup_pending_first_hours(tenant_ids={d.bill.tenant.id for d in due})
-    ready: list[_Draft] = []
-    waiting: list[_Draft] = []
-    for draft in due:
-        first = pending.get(draft.bill.tenant.id)
-        (waiting if first is not None and first < draft.bill.period.end else ready).append(draft)
-    return ready, waiting
+def _usage_incomplete(due: list[PeriodBill], grace: timedelta) -> set[int]:
+    """The bills (by ``id()``) due to finalize whose usage is not all rolled up: their tenant
+    has an hour before the period's end in the rollup queue (usage of the period, or late usage
+    of an earlier one, which this invoice carries) marked by the end of the grace period.
+    Usage marked after that arrived late and goes on the next invoice as an adjustment, so a
+    tenant whose clients keep replaying old events cannot hold its invoice forever."""
+    if not due:
+        return set()
+    marks = rollup_pending_marks(
+        tenant_ids={b.tenant.id for b in due},
+        before=max(b.period.end for b in due),
+        marked_by=max(b.period.end for b in due) + grace,
+    )
+    return {
+        id(bill)
+        for bill in due
+        if any(
+            hour < bill.period.end and marked <= bill.period.end + grace
+            for hour, marked in marks.get(bill.tenant.id, ())
+        )
+    }
 
 
 def invoice_audit_values(invoice: Invoice) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def _first_field_error(detail: Any, prefix: str = "") -> tuple[str | None, str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
             path = key if not prefix else f"{prefix}.{key}"
-            if key == "non_field_errors":
+            if key in ("non_field_errors", "__all__"):  # DRF's and Django's "no one field"
                 path = prefix
             return _first_field_error(value, path)
     if isinstance(detail, list):

@@ -4,6 +4,7 @@ An operator-wide key with read scope sees every entry; a tenant-bound key sees i
 (its invoices, credits, keys and team), never the operator's configuration or another tenant's.
 The log lives in ``core``; this view is here because API keys are the tenants app's."""
 
+from datetime import UTC
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 from apps.core.audit import AUDIT_PAGE_MAX, audit_entry_list
 from apps.core.errors import ValidationFailed
 from apps.tenants.api.authentication import ReadScope, principal_of
-from apps.tenants.selectors import tenant_external_ids, tenant_get
+from apps.tenants.selectors import tenant_actors, tenant_external_ids, tenant_get
 
 
 class AuditEntryOut(serializers.Serializer):
@@ -32,26 +33,33 @@ class AuditEntryOut(serializers.Serializer):
     request_id = serializers.CharField()
 
 
+def _actor_shown(actor: str, own: set[str] | None) -> str:
+    if own is None or actor in own or not actor.startswith(("user:", "api-key:")):
+        return actor
+    return "operator"
+
+
 def _moment(params: Any, name: str) -> Any:
     value = params.get(name)
     if not value:
         return None
     try:
         moment = parse_datetime(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValidationFailed(
-            f"{name}: {value[:40]!r} is not an RFC 3339 time with an offset", field=name
-        )
-    return moment
+        if moment is not None and moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise ValidationFailed(
+        f"{name}: {value[:40]!r} is not an RFC 3339 time with an offset within years 1-9999",
+        field=name,
+    )
 
 
 def _int(params: Any, name: str, default: int | None) -> int | None:
     value = params.get(name)
     if value in (None, ""):
         return default
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdecimal()) or len(value) > 18:
         raise ValidationFailed(f"{name}: {value[:40]!r} is not a positive integer", field=name)
     return int(value)
 
@@ -99,10 +107,14 @@ class AuditEntryListView(APIView):
             limit=limit,
         )
         names = tenant_external_ids(ids={r.tenant_id for r in rows if r.tenant_id})
+        # A tenant reads which of its own people and keys did what; the operator's staff and
+        # keys show as "operator" (tasks and "system" as they are).
+        own = tenant_actors(tenant_id=scope) if scope is not None else None
         fields = [str(name) for name in AuditEntryOut().fields if name != "tenant"]
         results = [
             {
                 **{name: getattr(r, name) for name in fields},
+                "actor": _actor_shown(r.actor, own),
                 "tenant": names.get(r.tenant_id) if r.tenant_id else None,
             }
             for r in rows

@@ -1,13 +1,14 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from apps.assurance.selectors import leakage_period_parse, leakage_tenant_get
 from apps.assurance.services.scans import leakage_scan
+from apps.core.commands import AuditedCommand
 from apps.core.errors import ApplicationError
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Scan a month for revenue leakage and record the findings."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,14 +1,15 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from apps.billing.services.runs import billing_run
 from apps.core.clock import aware_time_parse
+from apps.core.commands import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Close every subscription period that ended: make or refresh its draft invoice, and "
         "finalize it once the grace period is over. Safe to run twice or concurrently."

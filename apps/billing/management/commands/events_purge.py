@@ -1,12 +1,13 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from apps.billing.services.retention import events_retention_purge
+from apps.core.commands import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Delete raw events older than PERCALL_RAW_EVENT_RETENTION_DAYS that are rolled up and "
         "billed (docs/metering.md, Retention); --dry-run counts them and deletes nothing. "

@@ -2,15 +2,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from apps.catalog.errors import CatalogInvalid
 from apps.catalog.services.apply import catalog_apply
 from apps.catalog.services.document import catalog_parse
+from apps.core.commands import AuditedCommand
 from apps.core.errors import ApplicationError
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Apply a catalog file (YAML or JSON): meters, rate cards, plans, credit packs."
 
     def add_arguments(self, parser: CommandParser) -> None:

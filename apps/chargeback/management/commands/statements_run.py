@@ -1,14 +1,15 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from apps.chargeback.services.statements import statement_period_last_closed, statements_run
+from apps.core.commands import AuditedCommand
 from apps.core.errors import ApplicationError
 from apps.costs.selectors import cost_period_parse
 from apps.costs.services.rollup import cost_rollup_pending_run
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Draft (or refresh the drafts of) every cost center's statement for a month."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -3,12 +3,13 @@
 from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from apps.console.access import FINANCE_GROUP
+from apps.core.commands import AuditedCommand
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Give a user the finance console: marks them staff and adds them to 'finance'."
 
     def add_arguments(self, parser: CommandParser) -> None:

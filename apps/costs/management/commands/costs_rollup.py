@@ -1,11 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from apps.core.commands import AuditedCommand
 from apps.costs.services.rollup import cost_days_reprice, cost_rollup_pending_run
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Cost every day rolled up since the last run, and re-cost days whose prices changed."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,13 +1,12 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from apps.core.commands import AuditedCommand
 from apps.demo.services import demo_info_gather, demo_ingest_key_issue
 
 BASE_URL = "http://127.0.0.1:8000"
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Print where Percall runs, the demo logins and a fresh ingest API key with a curl "
         "example (each run creates a new key: keys are shown only once)."

@@ -1,12 +1,13 @@
 import logging
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from apps.core.commands import AuditedCommand
 from apps.demo.services import DEMO_ADMIN_PASSWORD, DEMO_ADMIN_USERNAME, demo_load
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Load the demo business (about 30 tenants, cost centers and days of AI-API traffic) "
         "through Percall's own services. Deterministic for a seed; safe to re-run. Demo only: "

@@ -2,7 +2,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from apps.alerts.models import BudgetAlert, BudgetPeriod, CreditAlert, EmailNotification
@@ -16,6 +16,7 @@ from apps.assurance.services.scans import leakage_scan
 from apps.billing.services.runs import billing_run
 from apps.chargeback.services.statements import statement_period_last_closed, statements_run
 from apps.core.clock import aware_time_parse
+from apps.core.commands import AuditedCommand
 from apps.core.periods import month_add
 from apps.costs.services.rollup import cost_days_reprice, cost_rollup_pending_run
 from apps.demo.guardrails import demo_forecast_backtest, demo_guardrails_ensure
@@ -31,7 +32,7 @@ def _as_of(raw: str | None) -> datetime:
         raise CommandError(str(exc)) from exc
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Run the pipeline once: roll up every queued (tenant, hour), then close every billing "
         "period that ended (drafts, and finalized invoices with PDFs past the grace period), "

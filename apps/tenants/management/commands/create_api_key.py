@@ -1,13 +1,14 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from apps.core.commands import AuditedCommand
 from apps.core.errors import ApplicationError
 from apps.tenants.selectors import tenant_get
 from apps.tenants.services.api_keys import api_key_create
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create an API key and print its plaintext, alone, on the last line (shown only once)."
 
     def add_arguments(self, parser: CommandParser) -> None:

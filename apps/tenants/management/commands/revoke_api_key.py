@@ -1,12 +1,13 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from apps.core.commands import AuditedCommand
 from apps.tenants.models import ApiKey
 from apps.tenants.services.api_keys import api_key_revoke
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Revoke an API key by its public prefix; it fails on the very next request."
 
     def add_arguments(self, parser: CommandParser) -> None:
