@@ -280,3 +280,33 @@ def test_the_daily_beat_entry_runs_the_purge_task(history, settings):
     result = task.apply().get()
 
     assert (entry["schedule"], result["deleted"], result["kept_older"]) == (86400.0, 5, 3)
+
+
+def test_a_period_starting_on_a_half_hour_counts_its_first_hour_as_purged(
+    make_tenant, clock, settings
+):
+    from apps.assurance.detectors.billing import _purged_invoices
+
+    # given a tenant at +05:30: its October starts at 18:30 UTC on 30 September, so its first
+    # event (00:15 local) is in the 18:00 UTC hour
+    catalog_load()
+    kolkata = make_tenant("kolkata", timezone_name="Asia/Kolkata")
+    october = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)
+    subscribe(kolkata, "calls", october)
+    send(
+        ev("k-1", "2026-09-30T18:45:00Z", tenant="kolkata"),
+        ev("k-2", "2026-10-10T10:00:00Z", tenant="kolkata"),
+    )
+    clock.move_to(NOV + timedelta(hours=2))
+    assert billing_run(as_of=NOV + timedelta(hours=2)).finalized == 1
+    # when a purge with its cutoff at 1 October 00:00 UTC deletes k-1 only
+    settings.PERCALL_RAW_EVENT_RETENTION_DAYS = 70
+    clock.move_to(datetime(2026, 12, 10, tzinfo=UTC))
+    assert events_retention_purge().deleted == 1
+    assert kept() == {"k-2"}
+    invoice = Invoice.objects.get(tenant=kolkata, period_start=october)
+
+    # then the period counts as purged: no reissue, and the scans take its unique counts as billed
+    assert _purged_invoices([invoice]) == {invoice.id}
+    with pytest.raises(BillingInvalid, match="reissue: the raw events"):
+        invoice_void(invoice_id=invoice.id, reason="wrong rate", reissue=True)
