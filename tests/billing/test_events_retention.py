@@ -310,3 +310,22 @@ def test_a_period_starting_on_a_half_hour_counts_its_first_hour_as_purged(
     assert _purged_invoices([invoice]) == {invoice.id}
     with pytest.raises(BillingInvalid, match="reissue: the raw events"):
         invoice_void(invoice_id=invoice.id, reason="wrong rate", reissue=True)
+
+
+def test_a_void_and_reissue_during_a_run_keeps_the_reissued_periods_events(history):
+    from apps.billing.services.retention import billed_windows_purge
+    from apps.metering.selectors import purged_hours
+
+    # given a run that computed its windows, October's among them
+    windows = billed_windows(now=PURGE_AT, cutoff=CUTOFF)
+    assert [(w.start, w.end) for w in windows] == [(OCT, NOV), (NOV, CUTOFF)]
+    # when finance voids and reissues October before the run reaches its window
+    october = Invoice.objects.get(tenant=history, period_start=OCT)
+    invoice_void(invoice_id=october.id, reason="wrong rate", reissue=True)
+
+    deleted, more = billed_windows_purge(windows=windows, now=PURGE_AT, cutoff=CUTOFF)
+
+    # then the reissued draft still has every October event to be priced from; nov-1 goes
+    assert (deleted, more) == (1, False)
+    assert {"oct-1", "oct-2", "oct-3", "oct-4"} <= kept() and "nov-1" not in kept()
+    assert not purged_hours(tenant_ids=[history.id], start=OCT, end=NOV)

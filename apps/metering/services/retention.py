@@ -17,7 +17,7 @@ never stored and billed again.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,10 +107,15 @@ def event_rows_purge(
     batch_size: int = 5000,
     max_batches: int = 200,
     dry_run: bool = False,
+    still_billed: Callable[[], bool] | None = None,
 ) -> int:
     """Delete the rolled-up events of ``window`` received by ``window.billed_as_of``, at most
     ``batch_size`` rows per transaction; returns how many were deleted (with ``dry_run``, how
-    many would be, deleting nothing). Safe to run twice or concurrently."""
+    many would be, deleting nothing). Safe to run twice or concurrently.
+
+    ``still_billed`` is called first in each batch's transaction, before anything is deleted:
+    billing takes its locks there and reads the window again, and when it answers False the
+    window is left as it is (the range was reopened since it was computed)."""
     vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
     if dry_run:
         with connection.cursor() as cursor:
@@ -121,6 +126,8 @@ def event_rows_purge(
     deleted = 0
     for _ in range(max_batches):
         with transaction.atomic(), connection.cursor() as cursor:
+            if still_billed is not None and not still_billed():
+                break
             cursor.execute(_DELETE.format(candidates=candidates), _params(window, batch_size))
             stamps = [stamp for (stamp,) in cursor.fetchall()]
             if stamps:
