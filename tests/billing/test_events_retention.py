@@ -329,3 +329,29 @@ def test_a_void_and_reissue_during_a_run_keeps_the_reissued_periods_events(histo
     assert (deleted, more) == (1, False)
     assert {"oct-1", "oct-2", "oct-3", "oct-4"} <= kept() and "nov-1" not in kept()
     assert not purged_hours(tenant_ids=[history.id], start=OCT, end=NOV)
+
+
+def test_a_run_over_purged_history_costs_the_same_few_queries_however_long_it_is(
+    history, make_tenant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def run_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            events_retention_purge()
+        return len(queries)
+
+    # given acme's history purged once
+    events_retention_purge()
+    few = run_queries()
+    # when 5 more tenants bring 11 billed months each (January to November 2026), purged too
+    for n in range(5):
+        subscribe(make_tenant(f"tenant-{n}"), "calls", datetime(2026, 1, 1, tzinfo=UTC))
+    billing_run(as_of=PURGE_AT)
+    assert len(billed_windows(now=PURGE_AT, cutoff=CUTOFF)) == 2 + 5 * 11
+    events_retention_purge()
+
+    # then another run reads the history in as many queries as before, and they are few
+    # (on PostgreSQL a few more: the checks of the old, still non-empty partitions)
+    assert run_queries() == few <= 16
