@@ -355,3 +355,41 @@ def test_a_run_over_purged_history_costs_the_same_few_queries_however_long_it_is
     # then another run reads the history in as many queries as before, and they are few
     # (on PostgreSQL a few more: the checks of the old, still non-empty partitions)
     assert run_queries() == few <= 16
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_void_in_progress_then_keeps_the_reissued_period(history, monkeypatch):
+    import threading
+
+    from apps.billing.services import operations
+    from apps.billing.services.retention import billed_windows_purge
+    from tests.concurrency import run_together
+
+    # given a run's windows, and a void and reissue of October that holds its locks a while
+    windows = billed_windows(now=PURGE_AT, cutoff=CUTOFF)
+    october = Invoice.objects.get(tenant=history, period_start=OCT)
+    locked = threading.Event()
+    refund = operations.credits_refund
+
+    def slow_refund(**kwargs):
+        locked.set()  # the subscription and invoice are locked, the purged check passed
+        threading.Event().wait(1)
+        return refund(**kwargs)
+
+    monkeypatch.setattr(operations, "credits_refund", slow_refund)
+
+    def void():
+        return invoice_void(invoice_id=october.id, reason="wrong rate", reissue=True)
+
+    def purge():
+        assert locked.wait(30)
+        return billed_windows_purge(windows=windows, now=PURGE_AT, cutoff=CUTOFF)
+
+    # when the run's batches start while the void is in progress
+    draft, (deleted, _) = run_together(void, purge)
+
+    # then the batches waited for it, saw the reissued draft, and kept October whole
+    assert draft.status == Invoice.Status.DRAFT
+    assert deleted == 1
+    assert {"oct-1", "oct-2", "oct-3", "oct-4"} <= kept() and "nov-1" not in kept()
