@@ -41,6 +41,13 @@ def month_add(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def hour_floor(moment: datetime) -> datetime:
+    """The start of the UTC hour holding ``moment``. Rollups and purges are kept per UTC hour,
+    so a period starting on a half hour (a +05:30 zone's midnight is hh:30 UTC) has its first
+    events in the hour that begins before it."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The instant (UTC) local midnight begins on ``day`` in ``zone``. Where a clock change
     skips midnight, the first instant of that day."""

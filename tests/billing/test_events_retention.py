@@ -280,3 +280,116 @@ def test_the_daily_beat_entry_runs_the_purge_task(history, settings):
     result = task.apply().get()
 
     assert (entry["schedule"], result["deleted"], result["kept_older"]) == (86400.0, 5, 3)
+
+
+def test_a_period_starting_on_a_half_hour_counts_its_first_hour_as_purged(
+    make_tenant, clock, settings
+):
+    from apps.assurance.detectors.billing import _purged_invoices
+
+    # given a tenant at +05:30: its October starts at 18:30 UTC on 30 September, so its first
+    # event (00:15 local) is in the 18:00 UTC hour
+    catalog_load()
+    kolkata = make_tenant("kolkata", timezone_name="Asia/Kolkata")
+    october = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)
+    subscribe(kolkata, "calls", october)
+    send(
+        ev("k-1", "2026-09-30T18:45:00Z", tenant="kolkata"),
+        ev("k-2", "2026-10-10T10:00:00Z", tenant="kolkata"),
+    )
+    clock.move_to(NOV + timedelta(hours=2))
+    assert billing_run(as_of=NOV + timedelta(hours=2)).finalized == 1
+    # when a purge with its cutoff at 1 October 00:00 UTC deletes k-1 only
+    settings.PERCALL_RAW_EVENT_RETENTION_DAYS = 70
+    clock.move_to(datetime(2026, 12, 10, tzinfo=UTC))
+    assert events_retention_purge().deleted == 1
+    assert kept() == {"k-2"}
+    invoice = Invoice.objects.get(tenant=kolkata, period_start=october)
+
+    # then the period counts as purged: no reissue, and the scans take its unique counts as billed
+    assert _purged_invoices([invoice]) == {invoice.id}
+    with pytest.raises(BillingInvalid, match="reissue: the raw events"):
+        invoice_void(invoice_id=invoice.id, reason="wrong rate", reissue=True)
+
+
+def test_a_void_and_reissue_during_a_run_keeps_the_reissued_periods_events(history):
+    from apps.billing.services.retention import billed_windows_purge
+    from apps.metering.selectors import purged_hours
+
+    # given a run that computed its windows, October's among them
+    windows = billed_windows(now=PURGE_AT, cutoff=CUTOFF)
+    assert [(w.start, w.end) for w in windows] == [(OCT, NOV), (NOV, CUTOFF)]
+    # when finance voids and reissues October before the run reaches its window
+    october = Invoice.objects.get(tenant=history, period_start=OCT)
+    invoice_void(invoice_id=october.id, reason="wrong rate", reissue=True)
+
+    deleted, more = billed_windows_purge(windows=windows, now=PURGE_AT, cutoff=CUTOFF)
+
+    # then the reissued draft still has every October event to be priced from; nov-1 goes
+    assert (deleted, more) == (1, False)
+    assert {"oct-1", "oct-2", "oct-3", "oct-4"} <= kept() and "nov-1" not in kept()
+    assert not purged_hours(tenant_ids=[history.id], start=OCT, end=NOV)
+
+
+def test_a_run_over_purged_history_costs_the_same_few_queries_however_long_it_is(
+    history, make_tenant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def run_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            events_retention_purge()
+        return len(queries)
+
+    # given acme's history purged once
+    events_retention_purge()
+    few = run_queries()
+    # when 5 more tenants bring 11 billed months each (January to November 2026), purged too
+    for n in range(5):
+        subscribe(make_tenant(f"tenant-{n}"), "calls", datetime(2026, 1, 1, tzinfo=UTC))
+    billing_run(as_of=PURGE_AT)
+    assert len(billed_windows(now=PURGE_AT, cutoff=CUTOFF)) == 2 + 5 * 11
+    events_retention_purge()
+
+    # then another run reads the history in as many queries as before, and they are few
+    # (on PostgreSQL a few more: the checks of the old, still non-empty partitions)
+    assert run_queries() == few <= 16
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_void_in_progress_then_keeps_the_reissued_period(history, monkeypatch):
+    import threading
+
+    from apps.billing.services import operations
+    from apps.billing.services.retention import billed_windows_purge
+    from tests.concurrency import run_together
+
+    # given a run's windows, and a void and reissue of October that holds its locks a while
+    windows = billed_windows(now=PURGE_AT, cutoff=CUTOFF)
+    october = Invoice.objects.get(tenant=history, period_start=OCT)
+    locked = threading.Event()
+    refund = operations.credits_refund
+
+    def slow_refund(**kwargs):
+        locked.set()  # the subscription and invoice are locked, the purged check passed
+        threading.Event().wait(1)
+        return refund(**kwargs)
+
+    monkeypatch.setattr(operations, "credits_refund", slow_refund)
+
+    def void():
+        return invoice_void(invoice_id=october.id, reason="wrong rate", reissue=True)
+
+    def purge():
+        assert locked.wait(30)
+        return billed_windows_purge(windows=windows, now=PURGE_AT, cutoff=CUTOFF)
+
+    # when the run's batches start while the void is in progress
+    draft, (deleted, _) = run_together(void, purge)
+
+    # then the batches waited for it, saw the reissued draft, and kept October whole
+    assert draft.status == Invoice.Status.DRAFT
+    assert deleted == 1
+    assert {"oct-1", "oct-2", "oct-3", "oct-4"} <= kept() and "nov-1" not in kept()

@@ -24,7 +24,7 @@ from apps.billing.models import CreditDebit, Invoice, InvoiceLine
 from apps.billing.services.pricing import PeriodBill, bill_price, billed_so_far, late_adjustments
 from apps.billing.services.usage import charges_usage
 from apps.catalog.models import Charge
-from apps.core.periods import BillingPeriod
+from apps.core.periods import BillingPeriod, hour_floor
 from apps.costs.selectors import cost_totals, revenue_totals
 from apps.metering.models import Event
 from apps.metering.selectors import purged_hours
@@ -78,9 +78,11 @@ def _purged_invoices(invoices: list[Invoice]) -> set[UUID]:
     """The invoices whose period has an hour retention purged, in one query."""
     if not invoices:
         return set()
+    # From the hour holding each period's start: a period starting on a half hour (a +05:30
+    # tenant) has its first events in the hour before its start.
     hours = purged_hours(
         tenant_ids=list({i.tenant_id for i in invoices}),
-        start=min(i.period_start for i in invoices),
+        start=min(hour_floor(i.period_start) for i in invoices),
         end=max(i.period_end for i in invoices),
     )
     by_tenant: dict[UUID, list[datetime]] = defaultdict(list)
@@ -91,7 +93,7 @@ def _purged_invoices(invoices: list[Invoice]) -> set[UUID]:
     found = set()
     for i in invoices:
         tenant_hours = by_tenant.get(i.tenant_id, [])
-        at = bisect_left(tenant_hours, i.period_start)
+        at = bisect_left(tenant_hours, hour_floor(i.period_start))
         if at < len(tenant_hours) and tenant_hours[at] < i.period_end:
             found.add(i.id)
     return found

@@ -32,7 +32,7 @@ from apps.billing.services.subscriptions import subscriptions_for_update
 from apps.catalog.selectors import rate_card_versions
 from apps.core.audit import audit_record
 from apps.core.money import quantize
-from apps.core.periods import BillingPeriod
+from apps.core.periods import BillingPeriod, hour_floor
 from apps.metering.selectors import purged_hours
 
 
@@ -103,8 +103,12 @@ def invoice_void(*, invoice_id: UUID, reason: str, reissue: bool = False) -> Inv
     subscription, invoice = _locked(invoice_id)
     if invoice.status == Invoice.Status.VOID:
         raise InvoiceNotDraft(f"invoice {invoice.number or invoice.id} is already void")
+    # From the hour holding the period's start: a period starting on a half hour has its first
+    # events in the hour before its start, and that hour's purge deleted some of them.
     if reissue and purged_hours(
-        tenant_ids=[invoice.tenant_id], start=invoice.period_start, end=invoice.period_end
+        tenant_ids=[invoice.tenant_id],
+        start=hour_floor(invoice.period_start),
+        end=invoice.period_end,
     ):
         # A reissue reprices the period, and unique counts read raw events retention deleted.
         raise BillingInvalid(

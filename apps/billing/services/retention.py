@@ -23,6 +23,7 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -31,10 +32,12 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from apps.billing.models import Invoice
+from apps.billing.services.subscriptions import subscriptions_for_update
 from apps.metering.services.retention import (
     PurgeWindow,
     event_partitions_drop_empty,
     event_rows_purge,
+    event_windows_left,
     events_older_count,
     purge_cutoff,
 )
@@ -87,17 +90,23 @@ def _priced_at(invoices: list[dict[str, Any]], window: timedelta) -> dict[Any, d
     return priced
 
 
-def billed_windows(*, now: datetime, cutoff: datetime) -> list[PurgeWindow]:
+def billed_windows(
+    *, now: datetime, cutoff: datetime, tenant_ids: list[UUID] | None = None
+) -> list[PurgeWindow]:
     """The billed ranges before ``cutoff``, one per tenant and settled period (clipped to the
-    cutoff), each with the time up to which arrivals were billed."""
+    cutoff), each with the time up to which arrivals were billed; of ``tenant_ids`` only, when
+    given (every rule reads the invoices of one tenant)."""
     late = timedelta(days=settings.PERCALL_INGEST_LATE_WINDOW_DAYS)
     grace = timedelta(seconds=settings.PERCALL_BILLING_GRACE_SECONDS)
     # Later invoices reprice a period while it takes late usage: read those too.
+    rows = Invoice.objects.filter(
+        kind=Invoice.Kind.SUBSCRIPTION, period_start__lt=cutoff + late + timedelta(days=366)
+    )
+    if tenant_ids is not None:
+        rows = rows.filter(tenant_id__in=tenant_ids)
     invoices: list[dict[str, Any]] = [
         dict(row)
-        for row in Invoice.objects.filter(
-            kind=Invoice.Kind.SUBSCRIPTION, period_start__lt=cutoff + late + timedelta(days=366)
-        ).values(
+        for row in rows.values(
             "id", "tenant_id", "subscription_id", "status", "period_start", "period_end",
             "issued_at", "voided_at",
         )
@@ -133,6 +142,49 @@ def billed_windows(*, now: datetime, cutoff: datetime) -> list[PurgeWindow]:
     return sorted(set(windows), key=lambda w: (str(w.tenant_id), w.start))
 
 
+def _still_billed(window: PurgeWindow, *, now: datetime, cutoff: datetime) -> bool:
+    """Whether ``window`` is still billed, read in a delete batch's transaction under the row
+    locks of its tenant's subscriptions. Those are the first lock of every invoice write (a
+    void and reissue, a billing run), so the check and the delete are one step for them: a
+    reissue committed since the window was computed is seen here and the batch deletes
+    nothing, and one that comes later waits for the batch, then finds the hours purged and
+    refuses."""
+    locked = subscriptions_for_update().filter(tenant_id=window.tenant_id).order_by("id")
+    list(locked.values_list("id", flat=True))
+    return any(
+        w.start <= window.start and window.end <= w.end and w.billed_as_of >= window.billed_as_of
+        for w in billed_windows(now=now, cutoff=cutoff, tenant_ids=[window.tenant_id])
+    )
+
+
+def billed_windows_purge(
+    *,
+    windows: list[PurgeWindow],
+    now: datetime,
+    cutoff: datetime,
+    dry_run: bool = False,
+    batch_size: int = 5000,
+    max_rows: int = 2_000_000,
+) -> tuple[int, bool]:
+    """Delete the purgeable events of ``windows`` (computed by ``billed_windows`` with the same
+    ``now`` and ``cutoff``, maybe long before: a run lasts up to an hour), each batch checking
+    under lock that its window is still billed. Returns how many rows were deleted (or, with
+    ``dry_run``, would be) and whether the ``max_rows`` budget ran out first. Windows with
+    nothing left to delete (all of history, after the first runs) are skipped in one query."""
+    deleted = 0
+    for window in event_windows_left(windows=windows, before=cutoff):
+        if deleted >= max_rows:
+            return deleted, True
+        deleted += event_rows_purge(
+            window=window,
+            now=now,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            still_billed=partial(_still_billed, window, now=now, cutoff=cutoff),
+        )
+    return deleted, False
+
+
 def events_retention_purge(
     *,
     now: datetime | None = None,
@@ -152,13 +204,14 @@ def events_retention_purge(
         return report
     windows = billed_windows(now=now, cutoff=cutoff)
     report.windows = len(windows)
-    for window in windows:
-        if report.deleted >= max_rows:
-            report.more = True
-            break
-        report.deleted += event_rows_purge(
-            window=window, now=now, batch_size=batch_size, dry_run=dry_run
-        )
+    report.deleted, report.more = billed_windows_purge(
+        windows=windows,
+        now=now,
+        cutoff=cutoff,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        max_rows=max_rows,
+    )
     if not dry_run and not report.more:
         report.partitions_dropped = event_partitions_drop_empty(before=cutoff)
     older = events_older_count(before=cutoff)

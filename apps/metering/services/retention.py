@@ -17,7 +17,7 @@ never stored and billed again.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,19 @@ RETURNING "timestamp"
 """
 
 
+# What is left to look at: per tenant and UTC month ('YYYY-MM'), the earliest arrival among
+# the events older than the cutoff. After the first runs those are only the kept ones (late,
+# unbilled, still queued), which every run counts anyway.
+_MONTH_OF = {
+    "postgresql": """to_char(ev."timestamp" AT TIME ZONE 'UTC', 'YYYY-MM')""",
+    "sqlite": """substr(ev."timestamp", 1, 7)""",
+}
+_LEFT = """
+SELECT ev.tenant_id, {month_of}, MIN(ev.received_at) FROM metering_event ev
+WHERE ev."timestamp" < %s GROUP BY 1, 2
+"""
+
+
 @dataclass(frozen=True)
 class PurgeWindow:
     """A range of one tenant's raw events that billing has settled: events received by
@@ -65,12 +78,52 @@ class PurgeWindow:
     billed_as_of: datetime
 
 
-def _hour(value: Any) -> datetime:
+def _aware(value: Any) -> datetime:
     if isinstance(value, str):  # SQLite hands back its own text
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return value.astimezone(UTC)
+
+
+def _hour(value: Any) -> datetime:
+    return _aware(value).replace(minute=0, second=0, microsecond=0)
+
+
+def _months(start: datetime, end: datetime) -> list[str]:
+    """The UTC months ('YYYY-MM') that ``[start, end)`` overlaps."""
+    year, month = start.astimezone(UTC).year, start.astimezone(UTC).month
+    found = []
+    while datetime(year, month, 1, tzinfo=UTC) < end:
+        found.append(f"{year:04d}-{month:02d}")
+        year, month = _month_after(year, month)
+    return found
+
+
+def event_windows_left(*, windows: Sequence[PurgeWindow], before: datetime) -> list[PurgeWindow]:
+    """Of ``windows`` (all ending by ``before``), those that may still hold an event to delete:
+    a UTC month they overlap has an event older than ``before`` that arrived by their
+    ``billed_as_of``. One grouped query, so a run over purged history skips it without a query
+    per window; a window kept here may still find nothing (its events are in a queued hour, or
+    in the part of the month outside it), which its delete then says."""
+    if not windows:
+        return []
+    vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+    param = before if vendor == "postgresql" else connection.ops.adapt_datetimefield_value(before)
+    with connection.cursor() as cursor:
+        cursor.execute(_LEFT.format(month_of=_MONTH_OF[vendor]), [param])
+        earliest = {
+            (tenant if isinstance(tenant, UUID) else UUID(tenant), month): _aware(arrived)
+            for tenant, month, arrived in cursor.fetchall()
+        }
+    return [
+        w
+        for w in windows
+        if any(
+            (at := earliest.get((w.tenant_id, month))) is not None and at <= w.billed_as_of
+            for month in _months(w.start, w.end)
+        )
+    ]
 
 
 def _params(window: PurgeWindow, limit: int) -> list[Any]:
@@ -107,10 +160,15 @@ def event_rows_purge(
     batch_size: int = 5000,
     max_batches: int = 200,
     dry_run: bool = False,
+    still_billed: Callable[[], bool] | None = None,
 ) -> int:
     """Delete the rolled-up events of ``window`` received by ``window.billed_as_of``, at most
     ``batch_size`` rows per transaction; returns how many were deleted (with ``dry_run``, how
-    many would be, deleting nothing). Safe to run twice or concurrently."""
+    many would be, deleting nothing). Safe to run twice or concurrently.
+
+    ``still_billed`` is called first in each batch's transaction, before anything is deleted:
+    billing takes its locks there and reads the window again, and when it answers False the
+    window is left as it is (the range was reopened since it was computed)."""
     vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
     if dry_run:
         with connection.cursor() as cursor:
@@ -121,6 +179,8 @@ def event_rows_purge(
     deleted = 0
     for _ in range(max_batches):
         with transaction.atomic(), connection.cursor() as cursor:
+            if still_billed is not None and not still_billed():
+                break
             cursor.execute(_DELETE.format(candidates=candidates), _params(window, batch_size))
             stamps = [stamp for (stamp,) in cursor.fetchall()]
             if stamps:
