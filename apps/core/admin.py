@@ -107,14 +107,22 @@ class AuditedAdmin(admin.ModelAdmin):
             super().delete_queryset(request, queryset)
 
 
-def _admin_audit(verb: str, obj: Model, message: Any) -> None:
-    """One audit entry for an admin change: each changed field's value before and after."""
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
+def _changed_values(message: Any) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) of each change in an admin change message, inlines' fields
+    prefixed with their row ("charge Tokens: unit_price")."""
+    rows = []
     for part in message if isinstance(message, list) else []:
         where = f"{part['name']} {part['object']}: " if "object" in part else ""
-        for name, (old, new) in (part.get("values") or {}).items():
-            before[f"{where}{name}"], after[f"{where}{name}"] = old, new
+        for name, pair in (part.get("values") or {}).items():
+            rows.append((f"{where}{name}", pair[0], pair[1]))
+    return rows
+
+
+def _admin_audit(verb: str, obj: Model, message: Any) -> None:
+    """One audit entry for an admin change: each changed field's value before and after."""
+    changes = _changed_values(message)
+    before = {name: old for name, old, _ in changes}
+    after = {name: new for name, _, new in changes}
     meta = obj._meta
     tenant_id = obj.pk if meta.label_lower == "tenants.tenant" else getattr(obj, "tenant_id", None)
     audit_record(
@@ -132,12 +140,7 @@ def _values_of(entry: LogEntry) -> list[tuple[str, str, str]]:
         message = json.loads(entry.change_message or "[]")
     except ValueError:
         return []
-    rows = []
-    for part in message if isinstance(message, list) else []:
-        where = f"{part['name']} {part['object']}: " if "object" in part else ""
-        for name, pair in (part.get("values") or {}).items():
-            rows.append((f"{where}{name}", str(pair[0]), str(pair[1])))
-    return rows
+    return [(name, str(old), str(new)) for name, old, new in _changed_values(message)]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -45,6 +45,7 @@ from apps.billing.services.subscriptions import (
 )
 from apps.catalog.selectors import credit_pack_get, plan_get
 from apps.core.api.serializers import NoInput, StrictInput
+from apps.core.clock import utc_time_parse
 from apps.tenants.api.authentication import (
     AdminScope,
     OperatorAdminScope,
@@ -181,19 +182,9 @@ def _period_start(raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
+        return utc_time_parse(raw, field="period_start")
     except ValueError as exc:
-        raise BillingInvalid(
-            f"period_start: {raw!r} is not an ISO 8601 time", field="period_start"
-        ) from exc
-    if value.tzinfo is None:
-        raise BillingInvalid("period_start: needs an offset", field="period_start")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # 0001-01-01T00:00+14:00 is before the first representable day
-        raise BillingInvalid(
-            f"period_start: {raw!r} is out of range in UTC", field="period_start"
-        ) from exc
+        raise BillingInvalid(str(exc), field="period_start") from exc
 
 
 class InvoiceListView(APIView):

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.clock import utc_time_parse
 from apps.metering.api.ingest_rate import ingest_rate_check
 from apps.metering.errors import IngestBodyTooLarge, UsageQueryInvalid
 from apps.metering.selectors import USAGE_GROUPS, UsageQuery, usage_intake_check, usage_series
@@ -159,15 +160,9 @@ def _time_param(request: Request, name: str) -> datetime:
     if not raw:
         raise UsageQueryInvalid(f"{name}: required (ISO 8601 with an offset)", field=name)
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
+        return utc_time_parse(raw, field=name)
     except ValueError as exc:
-        raise UsageQueryInvalid(f"{name}: {raw!r} is not an ISO 8601 time", field=name) from exc
-    if value.tzinfo is None:
-        raise UsageQueryInvalid(f"{name}: {raw!r} needs an offset such as Z or +02:00", field=name)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is past the last representable day
-        raise UsageQueryInvalid(f"{name}: {raw!r} is out of range in UTC", field=name) from exc
+        raise UsageQueryInvalid(str(exc), field=name) from exc
 
 
 class UsageView(APIView):

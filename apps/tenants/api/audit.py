@@ -4,10 +4,8 @@ An operator-wide key with read scope sees every entry; a tenant-bound key sees i
 (its invoices, credits, keys and team), never the operator's configuration or another tenant's.
 The log lives in ``core``; this view is here because API keys are the tenants app's."""
 
-from datetime import UTC
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -15,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.audit import AUDIT_PAGE_MAX, audit_entry_list
+from apps.core.clock import utc_time_parse
 from apps.core.errors import ValidationFailed
 from apps.tenants.api.authentication import ReadScope, principal_of
 from apps.tenants.selectors import tenant_actors, tenant_external_ids, tenant_get
@@ -44,15 +43,9 @@ def _moment(params: Any, name: str) -> Any:
     if not value:
         return None
     try:
-        moment = parse_datetime(value)
-        if moment is not None and moment.tzinfo is not None:
-            return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        pass
-    raise ValidationFailed(
-        f"{name}: {value[:40]!r} is not an RFC 3339 time with an offset within years 1-9999",
-        field=name,
-    )
+        return utc_time_parse(value, field=name)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field=name) from exc
 
 
 def _int(params: Any, name: str, default: int | None) -> int | None:
