@@ -158,7 +158,10 @@ class InvoiceLine(BaseModel):
         ADJUSTMENT = "adjustment"
         CREDIT_PACK = "credit_pack"
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by (invoice, position), which the unique constraint below creates.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, db_index=False, related_name="lines"
+    )
     position = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
     key = models.CharField(max_length=64)  # which charge or fee, stable within a rate card

@@ -14,10 +14,12 @@ MONEY_DIGITS = 30  # up to 18 integer digits
 MONEY_PLACES = 12  # sub-micro unit costs stay exact
 
 
-def _tenant_reference(*, db_index: bool = False) -> models.ForeignKey:
-    """The tenant of a hot-path row: no FK constraint, since ingestion resolves tenants itself
-    and a per-row FK check would cost each insert an index probe. Tenants are closed, never
-    deleted, so the reference cannot dangle."""
+def tenant_reference(*, db_index: bool = False) -> models.ForeignKey:
+    """The tenant of a hot-path or derived row: no FK constraint, since ingestion and the
+    rollups resolve tenants themselves and a per-row FK check would cost each insert an index
+    probe. Tenants are closed, never deleted, so the reference cannot dangle. No index of its
+    own unless asked: the tables index (tenant, hour) or (tenant, day), which serve a lookup by
+    tenant alone as well, and every index more is paid for by each row a rollup writes."""
     return models.ForeignKey(
         Tenant,
         on_delete=models.DO_NOTHING,
@@ -40,7 +42,7 @@ class Event(models.Model):
     """
 
     pk = models.CompositePrimaryKey("tenant_id", "timestamp", "event_id")
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     timestamp = models.DateTimeField()
     event_id = models.CharField(max_length=128)
     type = models.CharField(max_length=64)
@@ -92,7 +94,7 @@ class EventKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("tenant_id", "event_id")
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     event_id = models.CharField(max_length=128)
     payload_hash = models.CharField(max_length=32)
     timestamp = models.DateTimeField()
@@ -136,7 +138,7 @@ class IngestTally(models.Model):
         db_index=False,
         related_name="tallies",
     )
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     hour = models.DateTimeField()
     accepted = models.IntegerField()
 
@@ -152,7 +154,7 @@ class RollupPending(models.Model):
     later leaves its own row for the next run, so no event can slip between mark and recompute."""
 
     id = models.BigAutoField(primary_key=True)
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     hour = models.DateTimeField()
     marked_at = models.DateTimeField()
 
@@ -170,7 +172,7 @@ class RollupHour(models.Model):
     locks would fill the server's shared lock table."""
 
     pk = models.CompositePrimaryKey("tenant_id", "hour")
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     hour = models.DateTimeField()
     rolled_up_at = models.DateTimeField()
     # Set when retention deleted raw events of this hour: its rollups are the record from then
@@ -187,7 +189,7 @@ class RollupChanged(models.Model):
     LOCKED) and rebuilds its own rows, so no rebuilt hour is missed however the work is timed."""
 
     id = models.BigAutoField(primary_key=True)
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     hour = models.DateTimeField()
 
     class Meta:
@@ -222,7 +224,7 @@ class UsageRollup(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    tenant = _tenant_reference(db_index=True)
+    tenant = tenant_reference()
     hour = models.DateTimeField()
     event_type = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=200, default="")
@@ -307,10 +309,10 @@ class MeterRollup(models.Model):
     without one), ``[]`` without group-by."""
 
     id = models.BigAutoField(primary_key=True)
-    meter = models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    meter = models.ForeignKey(  # indexed by (meter, hour)
+        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    tenant = _tenant_reference()
+    tenant = tenant_reference()
     hour = models.DateTimeField()
     group_key = models.TextField(default="[]")
     events = models.BigIntegerField()
