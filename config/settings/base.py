@@ -247,6 +247,10 @@ PERCALL_ROLLUP_DEBOUNCE_SECONDS = env.int("PERCALL_ROLLUP_DEBOUNCE_SECONDS", def
 # Queue rows a rollup claims per transaction: what a killed worker can lose (it is rolled
 # back and rebuilt by the next run) and how long each transaction holds its hours' locks.
 PERCALL_ROLLUP_CLAIM_PAIRS = env.int("PERCALL_ROLLUP_CLAIM_PAIRS", default=20000)
+# How many rollup workers share the queue (the rollups queue's concurrency, summed over
+# machines): a queue shorter than that many claims is split between them, so a backfill of
+# 20,000 hours keeps both of two workers busy instead of one. 1 turns the split off.
+PERCALL_ROLLUP_WORKERS = env.int("PERCALL_ROLLUP_WORKERS", default=2)
 
 # Raw events older than this many days are deleted once rolled up and billed (never before;
 # docs/metering.md, Retention); 0 keeps them forever. 400 days: a year plus the 35-day late

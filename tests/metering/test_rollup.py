@@ -467,3 +467,34 @@ def test_a_rollup_after_a_bulk_load_analyzes_the_partition_first(make_tenant):
 
     assert event_statistics_refresh(start=start, end=end) == ["metering_event_p2026_03"]
     assert event_statistics_refresh(start=start, end=end) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("queued", "workers", "claimed"),
+    [
+        (3000, 2, 1500),  # shorter than two full claims: half each
+        (3001, 2, 1501),  # rounded up, so no third claim for one row
+        (6000, 2, 2500),  # two full claims' worth or more: a full claim
+        (3000, 1, 2500),  # one worker: a full claim whatever the queue
+        (1200, 2, 1000),  # a share is never below MIN_SHARED_CLAIM
+        (700, 2, 700),  # and never more than is queued
+    ],
+)
+def test_a_short_queue_is_shared_between_the_rollup_workers(make_tenant, queued, workers, claimed):
+    """A backfill shorter than one claim per worker is split, so every worker has a share of
+    the scan instead of one taking it all and the others idling."""
+    from apps.metering.services.rollup import MIN_SHARED_CLAIM, rollup_pending_mark
+
+    assert MIN_SHARED_CLAIM == 1000
+    acme = make_tenant("acme")
+    rollup_pending_mark(
+        tenant_hours=[(acme.id, BASE + timedelta(hours=h)) for h in range(queued)],
+        marked_at=NOW,
+    )
+
+    rebuilt = rollup_pending_run(batch_size=2500, max_batches=1, workers=workers)
+
+    assert rebuilt == claimed
+    assert RollupPending.objects.count() == queued - claimed

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -96,6 +97,9 @@ _HOUR_OF = {
 _WINDOW_GAP = timedelta(hours=6)
 _WINDOW_SPAN = timedelta(days=32)
 CLAIM_PAIRS = 20000  # queue rows per claim: each claim is a range scan, so fewer is faster
+# The smallest share of a short queue: below it, one more scan costs more than the second
+# worker saves.
+MIN_SHARED_CLAIM = 1000
 
 
 def rollup_pending_mark(*, tenant_hours: Iterable[TenantHourMark], marked_at: datetime) -> None:
@@ -108,10 +112,28 @@ def rollup_pending_mark(*, tenant_hours: Iterable[TenantHourMark], marked_at: da
     )
 
 
-def _claim(limit: int) -> list[TenantHour]:
-    """Take up to ``limit`` queue rows, oldest hours first, and return their distinct pairs."""
+def _claim_size(cursor: Any, limit: int, workers: int) -> int:
+    """How many queue rows to claim: ``limit``, or this worker's share when the queue is
+    shorter than ``workers`` full claims. One big claim is the fastest single scan, but it
+    leaves the other workers idle; with two workers, equal shares finished a 21,600-hour
+    backfill in about 0.8 of the time (``make bench``). Counts at most ``limit * workers``
+    rows."""
+    if workers <= 1:
+        return limit
+    cursor.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM metering_rollup_pending LIMIT %s) AS queued",
+        [limit * workers],
+    )
+    queued = cursor.fetchone()[0]
+    return min(limit, max(MIN_SHARED_CLAIM, -(-queued // workers)))
+
+
+def _claim(limit: int, workers: int) -> list[TenantHour]:
+    """Take up to ``limit`` queue rows (a share of a short queue), oldest hours first, and
+    return their distinct pairs."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            limit = _claim_size(cursor, limit, workers)
             cursor.execute(
                 "DELETE FROM metering_rollup_pending WHERE id IN (SELECT id FROM "
                 "metering_rollup_pending ORDER BY hour, tenant_id LIMIT %s "
@@ -242,6 +264,10 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
             # work_mem (x hash_mem_multiplier) the aggregate spills in batches, so each worker's
             # memory stays bounded; 256MB measured no faster than 64MB.
             cursor.execute("SET LOCAL enable_sort = off")
+            # Join the claimed pairs by hashing too: the planner, unable to know how many
+            # events each pair holds, planned a claim of a few thousand pairs as an index scan
+            # of every pair's tenant over the whole window, several times the CPU.
+            cursor.execute("SET LOCAL enable_nestloop = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
         windows = _windows(pairs)
         event_statistics_refresh(start=windows[0][0][1], end=windows[-1][-1][1])
@@ -254,13 +280,19 @@ def _meters() -> list[Meter]:
     return list(Meter.objects.order_by("id"))
 
 
-def rollup_pending_run(*, batch_size: int = CLAIM_PAIRS, max_batches: int = 1000) -> int:
-    """Recompute every queued (tenant, hour), ``batch_size`` queue rows per transaction.
-    Returns how many distinct pairs were rebuilt. Safe to run twice or concurrently."""
+def rollup_pending_run(
+    *, batch_size: int = CLAIM_PAIRS, max_batches: int = 1000, workers: int | None = None
+) -> int:
+    """Recompute every queued (tenant, hour), up to ``batch_size`` queue rows per transaction,
+    sharing a short queue between ``workers`` (``PERCALL_ROLLUP_WORKERS``; PostgreSQL only,
+    SQLite has one writer). Returns how many distinct pairs were rebuilt. Safe to run twice or
+    concurrently."""
+    if workers is None:
+        workers = settings.PERCALL_ROLLUP_WORKERS
     rebuilt = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            pairs = _claim(batch_size)
+            pairs = _claim(batch_size, workers)
             if not pairs:
                 break
             _recompute(pairs)
