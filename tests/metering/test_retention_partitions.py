@@ -33,3 +33,18 @@ def test_empty_months_before_the_cutoff_are_dropped_and_the_others_kept(make_ten
     assert dropped == ["metering_event_p2026_08"]
     assert {"metering_event_p2026_09", "metering_event_p2026_10"} <= partitions()
     assert "metering_event_p2026_08" not in partitions()
+
+
+def test_a_month_another_purge_dropped_first_is_skipped(monkeypatch):
+    """Two purges at once both list an emptied month; the one that comes second finds its
+    table gone, and carries on rather than failing the run."""
+    from apps.metering.services import partitions as partitions_module
+
+    event_partitions_ensure(months={(2026, 8)})
+    # July is listed as existing but has no table: as if the other purge had just dropped it.
+    monkeypatch.setattr(partitions_module, "_existing", lambda: {(2026, 7), (2026, 8)})
+
+    dropped = event_partitions_drop_empty(before=datetime(2026, 10, 1, tzinfo=UTC))
+
+    assert dropped == ["metering_event_p2026_08"]
+    assert "metering_event_p2026_08" not in partitions()

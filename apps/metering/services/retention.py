@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, ProgrammingError, connection, transaction
 
 from apps.metering.services.partitions import partition_name
 
@@ -205,6 +205,9 @@ def _month_after(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+_UNDEFINED_TABLE = "42P01"  # the partition is gone
+
+
 def event_partitions_drop_empty(*, before: datetime) -> list[str]:
     """Drop the monthly partitions (PostgreSQL) that end on or before ``before`` and hold no
     row any more: an emptied month's table and indexes go back to the operating system at once,
@@ -230,6 +233,12 @@ def event_partitions_drop_empty(*, before: datetime) -> list[str]:
                 cursor.execute(f"DROP TABLE {name}")
         except OperationalError:
             logger.warning("retention: partition %s is busy; dropping it next run", name)
+            continue
+        except ProgrammingError as exc:
+            # A purge running at the same time listed the month too and dropped it first.
+            if getattr(exc.__cause__, "sqlstate", None) != _UNDEFINED_TABLE:
+                raise
+            _known.discard((year, month))
             continue
         _known.discard((year, month))
         dropped.append(name)
