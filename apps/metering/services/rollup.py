@@ -211,6 +211,13 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
         params,
     )
     dimensions = ", ".join(_DIMENSION_SOURCES.values())
+    if vendor == "postgresql":
+        # Join the claimed pairs to their events by hashing: the planner, unable to know how
+        # many events each pair holds, planned a claim of a few thousand pairs as an index
+        # scan of every pair's tenant over the whole window, at up to five times the CPU.
+        # For this statement only: the DELETE above is an index probe per pair, and hashed it
+        # would scan the whole rollup table for every claim.
+        cursor.execute("SET LOCAL enable_nestloop = off")
     cursor.execute(
         f"{source} INSERT INTO metering_usage_rollup ({', '.join(_INSERT_COLUMNS)}) "
         f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_MEASURES.values())} "
@@ -219,6 +226,8 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
         f"GROUP BY e.tenant_id, {hour_of}, {dimensions}",
         [*params, *bounds, *tenant_params],
     )
+    if vendor == "postgresql":
+        cursor.execute("RESET enable_nestloop")
 
 
 def _purged(pairs: Sequence[TenantHour]) -> set[TenantHour]:
@@ -264,10 +273,6 @@ def _recompute(pairs: Sequence[TenantHour]) -> None:
             # work_mem (x hash_mem_multiplier) the aggregate spills in batches, so each worker's
             # memory stays bounded; 256MB measured no faster than 64MB.
             cursor.execute("SET LOCAL enable_sort = off")
-            # Join the claimed pairs by hashing too: the planner, unable to know how many
-            # events each pair holds, planned a claim of a few thousand pairs as an index scan
-            # of every pair's tenant over the whole window, several times the CPU.
-            cursor.execute("SET LOCAL enable_nestloop = off")
             cursor.execute("SET LOCAL work_mem = '64MB'")
         windows = _windows(pairs)
         event_statistics_refresh(start=windows[0][0][1], end=windows[-1][-1][1])
