@@ -23,7 +23,7 @@ from apps.assurance.errors import FindingNotFound, LeakageInvalid
 from apps.assurance.models import Finding
 from apps.assurance.scope import ScanScope, scan_scope
 from apps.core.money import quantize
-from apps.core.periods import PERIOD_YEARS
+from apps.core.periods import PERIOD_YEARS, PERIOD_YEARS_TEXT
 from apps.metering.models import IngestBatch, IngestTally
 from apps.tenants.models import ApiKey, Tenant
 
@@ -43,8 +43,7 @@ def leakage_period_parse(text: str | None, *, name: str = "period") -> date:
         raise LeakageInvalid(f"{name}: {text!r} is not a month as YYYY-MM", field=name) from exc
     if month.year not in PERIOD_YEARS:
         raise LeakageInvalid(
-            f"{name}: {text!r} is out of range (years {PERIOD_YEARS.start} to "
-            f"{PERIOD_YEARS.stop - 1})",
+            f"{name}: {text!r} is out of range ({PERIOD_YEARS_TEXT})",
             field=name,
         )
     return month

@@ -16,6 +16,7 @@ _TICK = timedelta(microseconds=1)
 # comparison reads, the month after that ends it) must be dates too, so the first and last
 # years of ``date`` are out.
 PERIOD_YEARS = range(2, 9999)
+PERIOD_YEARS_TEXT = f"years {PERIOD_YEARS.start} to {PERIOD_YEARS.stop - 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,18 @@ def month_add(day: date, months: int) -> date:
     """The first of the month ``months`` after ``day``'s month (negative: before)."""
     index = day.year * 12 + (day.month - 1) + months
     return date(index // 12, index % 12 + 1, 1)
+
+
+def utc_months(start: datetime, end: datetime) -> list[date]:
+    """The first days of the UTC months that ``[start, end)`` overlaps, oldest first."""
+    if end <= start:
+        return []
+    month = start.astimezone(UTC).date().replace(day=1)
+    months = []
+    while datetime.combine(month, time(), tzinfo=UTC) < end:
+        months.append(month)
+        month = month_add(month, 1)
+    return months
 
 
 def hour_floor(moment: datetime) -> datetime:

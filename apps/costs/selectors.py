@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Max, Q, QuerySet, Sum
 
 from apps.billing.selectors import revenue_lines
-from apps.core.periods import PERIOD_YEARS, month_add
+from apps.core.periods import PERIOD_YEARS, PERIOD_YEARS_TEXT, month_add
 from apps.costs.errors import AnalyticsQueryInvalid
 from apps.costs.models import CostDay, CostRollup, WorkflowDepth
 from apps.costs.services.rollup import PriceContext
@@ -92,8 +92,7 @@ def cost_period_parse(text: str | None) -> CostPeriod:
         ) from exc
     if period.start.year not in PERIOD_YEARS or period.end.year not in PERIOD_YEARS:
         raise AnalyticsQueryInvalid(
-            f"period: {text!r} is out of range (years {PERIOD_YEARS.start} to "
-            f"{PERIOD_YEARS.stop - 1})",
+            f"period: {text!r} is out of range ({PERIOD_YEARS_TEXT})",
             field="period",
         )
     if period.end <= period.start or (period.end - period.start).days > 366:

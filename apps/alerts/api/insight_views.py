@@ -19,7 +19,7 @@ from apps.alerts.services.anomalies import anomaly_acknowledge, anomaly_resolve
 from apps.core.api.schema import results_of
 from apps.core.api.serializers import NoInput
 from apps.core.errors import ValidationFailed
-from apps.core.periods import PERIOD_YEARS
+from apps.core.periods import PERIOD_YEARS, PERIOD_YEARS_TEXT
 from apps.tenants.api.authentication import OperatorAdminScope, OperatorReadScope
 from apps.tenants.selectors import tenant_get
 
@@ -42,8 +42,7 @@ def _month(text: str | None) -> date:
     match = _MONTH.match(text or "")
     if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) not in PERIOD_YEARS:
         raise ForecastQueryInvalid(
-            f"period: {text!r} is not YYYY-MM (years {PERIOD_YEARS.start} to "
-            f"{PERIOD_YEARS.stop - 1})",
+            f"period: {text!r} is not YYYY-MM ({PERIOD_YEARS_TEXT})",
             field="period",
         )
     return date(int(match[1]), int(match[2]), 1)

@@ -193,8 +193,10 @@ def _payload_hash(
 
 def _nul_refused(item: EventIn | EventInvalid) -> EventIn | EventInvalid:
     """The event, or its rejection when a field holds a NUL character."""
-    field = event_nul_field(item) if isinstance(item, EventIn) else None
-    if field is None or not isinstance(item, EventIn):
+    if not isinstance(item, EventIn):
+        return item
+    field = event_nul_field(item)
+    if field is None:
         return item
     invalid = EventInvalid(f"{field}: contains a NUL character (\\u0000), which cannot be stored")
     invalid.event_id = None if field == "id" else item.id

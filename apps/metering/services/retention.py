@@ -19,12 +19,13 @@ never stored and billed again.
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db import OperationalError, ProgrammingError, connection, transaction
 
+from apps.core.periods import month_add, utc_months
 from apps.metering.services.partitions import partition_name
 
 logger = logging.getLogger(__name__)
@@ -90,16 +91,6 @@ def _hour(value: Any) -> datetime:
     return _aware(value).replace(minute=0, second=0, microsecond=0)
 
 
-def _months(start: datetime, end: datetime) -> list[str]:
-    """The UTC months ('YYYY-MM') that ``[start, end)`` overlaps."""
-    year, month = start.astimezone(UTC).year, start.astimezone(UTC).month
-    found = []
-    while datetime(year, month, 1, tzinfo=UTC) < end:
-        found.append(f"{year:04d}-{month:02d}")
-        year, month = _month_after(year, month)
-    return found
-
-
 def event_windows_left(*, windows: Sequence[PurgeWindow], before: datetime) -> list[PurgeWindow]:
     """Of ``windows`` (all ending by ``before``), those that may still hold an event to delete:
     a UTC month they overlap has an event older than ``before`` that arrived by their
@@ -121,7 +112,7 @@ def event_windows_left(*, windows: Sequence[PurgeWindow], before: datetime) -> l
         for w in windows
         if any(
             (at := earliest.get((w.tenant_id, month))) is not None and at <= w.billed_as_of
-            for month in _months(w.start, w.end)
+            for month in (f"{m:%Y-%m}" for m in utc_months(w.start, w.end))
         )
     ]
 
@@ -201,10 +192,6 @@ def events_older_count(*, before: datetime) -> int:
     return Event.objects.filter(timestamp__lt=before).count()
 
 
-def _month_after(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
 _UNDEFINED_TABLE = "42P01"  # the partition is gone
 
 
@@ -220,7 +207,7 @@ def event_partitions_drop_empty(*, before: datetime) -> list[str]:
 
     dropped = []
     for year, month in sorted(_existing()):
-        end = datetime(*_month_after(year, month), 1, tzinfo=UTC)
+        end = datetime.combine(month_add(date(year, month, 1), 1), time(), tzinfo=UTC)
         if end > before:
             continue
         name = partition_name(year, month)

@@ -8,11 +8,14 @@ eventually; a rollup right after the load cannot wait for it, so it analyzes fir
 partition changed a lot since its last analysis (an ANALYZE samples 30,000 rows whatever the
 size, so it costs well under a second)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 
+from apps.core.periods import utc_months
 from apps.metering.services.partitions import partition_name
+
+_TICK = timedelta(microseconds=1)
 
 # Analyze when more rows changed since the last analysis than one in _CHANGED_ONE_IN of the
 # rows counted then (and at least _MIN_CHANGED): autovacuum's default analyze threshold is 10 %.
@@ -20,21 +23,12 @@ _CHANGED_ONE_IN = 5
 _MIN_CHANGED = 10_000
 
 
-def _months(start: datetime, end: datetime) -> list[tuple[int, int]]:
-    months = []
-    year, month = start.year, start.month
-    while (year, month) <= (end.year, end.month):
-        months.append((year, month))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
-
-
 def event_statistics_refresh(*, start: datetime, end: datetime) -> list[str]:
     """ANALYZE the event partitions of ``[start, end]`` whose statistics are stale; returns
     the partitions analyzed. A no-op elsewhere than on PostgreSQL."""
     if connection.vendor != "postgresql":
         return []
-    names = [partition_name(y, m) for y, m in _months(start, end)]
+    names = [partition_name(m.year, m.month) for m in utc_months(start, end + _TICK)]  # end in
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
