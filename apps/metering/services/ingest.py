@@ -1,8 +1,9 @@
 """Ingestion: a batch of events in, one outcome per event out, each event stored at most once.
 
 The fast path builds no serializer or ORM object per event: msgspec decodes each event from its
-bytes, plain checks validate it, and ``event_store`` writes the batch in one statement. One bad
-event never sinks its batch; only a body that is not a batch at all is refused whole.
+bytes, plain checks validate it, and ``event_store`` writes the batch with two COPYs (through a
+staging table when some key is already stored). One bad event never sinks its batch; only a
+body that is not a batch at all is refused whole.
 """
 
 import hashlib
