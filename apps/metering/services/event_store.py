@@ -5,15 +5,21 @@ as ``StagedEvent`` tuples, already checked; no ORM object is built per event.
 
 PostgreSQL: first the common case, a batch of new events. Its dedupe keys are copied straight
 into ``metering_event_key`` inside a savepoint, and if none was there the events are copied
-straight into ``metering_event``: two COPYs, about 0.6 of the time of the path below. A key that
-is already stored (a resend, or a concurrent send that committed first) fails that COPY on the
-unique index; the savepoint is rolled back and the batch takes the general path: COPY it into a
-per-connection temporary staging table, then one statement inserts the keys with ``ON CONFLICT
-DO NOTHING`` and the events whose key was new. Either way the unique key, not a prior read,
-decides who wins a concurrent send. Both paths write keys in one order (tenant, then event id by
-code point), so overlapping batches wait for each other but never deadlock. SQLite: the IMMEDIATE
-transaction holds the database's single write lock, so reading the existing keys and inserting
-the rest cannot race; the primary key still backs it.
+straight into ``metering_event``: two COPYs, about 0.7 of the PostgreSQL time of the path below.
+A key that is already stored (a resend, or a concurrent send that committed first) fails that
+COPY on the unique index; the savepoint is rolled back and the batch takes the general path:
+COPY it into a per-connection temporary staging table, then one statement inserts the keys with
+``ON CONFLICT DO NOTHING`` and the events whose key was new. Such a batch pays for the failed
+first COPY too (measured once: 33 ms against 22-28 for 1,000 events whose last key was stored).
+Either way the unique key, not a prior read, decides who wins a concurrent send.
+
+Overlapping batches wait for each other but do not deadlock, one batch per transaction: both
+paths write keys in one order (tenant, then event id by code point), and both hold the event
+table's lock before their first key, as a batch creating a month's partition takes that table's
+lock before its keys too.
+
+SQLite: the IMMEDIATE transaction holds the database's single write lock, so reading the
+existing keys and inserting the rest cannot race; the primary key still backs it.
 """
 
 import weakref
@@ -23,6 +29,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from psycopg import errors as pg_errors
 
 from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS, utc_text
@@ -105,6 +112,10 @@ def _append_new_postgresql(
     """Store a batch none of whose keys exists yet, with two COPYs; False, with nothing
     stored, when some key does exist."""
     ordered = sorted(events, key=_key_order)
+    # The events' table lock before the first key, as the general path's one statement takes
+    # it: a concurrent batch creating a partition holds it exclusively from before its own
+    # keys, and taken only at the events' COPY it would wait on that batch holding our keys.
+    cursor.execute("LOCK TABLE ONLY metering_event IN ROW EXCLUSIVE MODE")
     savepoint = transaction.savepoint()
     try:
         with cursor.copy(_PG_KEYS_COPY) as copy:
@@ -232,6 +243,8 @@ def event_rows_append(
     """
     if not events:
         return {}
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("event_rows_append must run inside a transaction")
     if connection.vendor == "postgresql":
         return _append_postgresql(events, received_at, backfill)
     return _append_sqlite(events, received_at, backfill)
