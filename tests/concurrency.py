@@ -29,3 +29,14 @@ def run_together(*targets: Callable[[], object], timeout: float = 300) -> list[o
         thread.join(timeout=timeout)
     assert not errors, errors
     return results
+
+
+def lock_waiters() -> int:
+    """How many other connections to the test database are waiting for a lock (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one view per transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> "
+            "pg_backend_pid() AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]

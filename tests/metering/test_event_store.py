@@ -18,6 +18,7 @@ from apps.metering.services import partitions
 from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS
 from apps.metering.services.event_store import StagedEvent, _key_order, event_rows_append
 from apps.metering.services.ingest import IngestResult, _store
+from tests.concurrency import lock_waiters
 
 pytestmark = [pytest.mark.postgres]
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -156,13 +157,6 @@ def _raw_connection() -> psycopg.Connection:
     )
 
 
-def _lock_waiters(raw: psycopg.Connection) -> int:
-    return raw.execute(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    ).fetchone()[0]
-
-
 def _until(check, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -204,9 +198,7 @@ def test_a_batch_waits_at_its_lowest_contested_key_before_writing_higher_ones(ma
     sender = threading.Thread(target=send)
     sender.start()
     try:
-        watcher = _raw_connection()
-        watcher.autocommit = True
-        _until(lambda: _lock_waiters(watcher) == 1)  # the sender waits on e2
+        _until(lambda: lock_waiters() == 1)  # the sender waits on e2
         holder.execute("SET lock_timeout = '500ms'")  # below deadlock_timeout (1 s)
         try:
             holder.execute(insert_key, [acme.id, "e3", HASH_A])
@@ -217,7 +209,6 @@ def test_a_batch_waits_at_its_lowest_contested_key_before_writing_higher_ones(ma
         holder.rollback()  # frees e2 (and e3): the sender goes on
         holder.close()
         sender.join(timeout=30)
-    watcher.close()
 
     assert holder_wrote_e3
     assert "error" not in outcome, outcome
@@ -268,15 +259,12 @@ def test_a_batch_creating_a_partition_does_not_deadlock_with_a_fast_batch(make_t
     t1.start()
     assert keys_written.wait(timeout=20)
     t2.start()
-    watcher = _raw_connection()
-    watcher.autocommit = True
     try:
-        _until(lambda: _lock_waiters(watcher) == 1)  # T2 waits, on T1
+        _until(lambda: lock_waiters() == 1)  # T2 waits, on T1
     finally:
         resume.set()
         t1.join(timeout=30)
         t2.join(timeout=30)
-        watcher.close()
 
     assert not errors, errors
     assert sorted(Event.objects.values_list("event_id", flat=True)) == ["k0", "k1", "k2"]

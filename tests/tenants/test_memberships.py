@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 
 from apps.tenants.errors import LastOwner, MembershipExists, MembershipInvalid, MembershipNotFound
 from apps.tenants.models import Membership
@@ -16,7 +16,7 @@ from apps.tenants.services.memberships import (
     membership_remove,
     membership_role_set,
 )
-from tests.concurrency import run_together
+from tests.concurrency import lock_waiters, run_together
 
 pytestmark = pytest.mark.django_db
 BASE = "https://portal.example"
@@ -157,16 +157,6 @@ def test_another_tenants_membership_is_not_found_and_unchanged(make_tenant, acme
     assert Membership.objects.get(id=theirs.id).role == "viewer"
 
 
-def _someone_waits_for_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else one view per transaction
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> "
-            "pg_backend_pid() AND datname = current_database()"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_owners_removing_each_other_at_once_leave_one(make_tenant):
@@ -194,7 +184,7 @@ def test_two_owners_removing_each_other_at_once_leave_one(make_tenant):
         with transaction.atomic():
             result = outcome(first.id)
             first_removed.set()
-            while not second_done.is_set() and not _someone_waits_for_a_lock():
+            while not second_done.is_set() and not lock_waiters():
                 second_done.wait(0.01)
         return result
 

@@ -28,7 +28,8 @@ def event_statistics_refresh(*, start: datetime, end: datetime) -> list[str]:
     the partitions analyzed. A no-op elsewhere than on PostgreSQL."""
     if connection.vendor != "postgresql":
         return []
-    names = [partition_name(m.year, m.month) for m in utc_months(start, end + _TICK)]  # end in
+    # ``end`` is inclusive here: a microsecond past it counts the month it falls in.
+    names = [partition_name(m.year, m.month) for m in utc_months(start, end + _TICK)]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
