@@ -31,6 +31,7 @@ class ServerConfig:
     workers: int = 2
     worker_class: str = "sync"  # "sync" or "gthread"
     threads: int = 1  # per worker, gthread only
+    app: str = "config.wsgi:application"
     log_path: Path = Path("/tmp/percall-bench-gunicorn.log")  # overwritten by each run
 
 
@@ -77,11 +78,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def gunicorn_serving(*, env: dict[str, str], config: ServerConfig) -> Iterator[tuple[int, int]]:
-    """Serve ``config.wsgi:application`` on 127.0.0.1; yields (port, master pid)."""
+    """Serve ``config.app`` on 127.0.0.1; yields (port, master pid)."""
     port = _free_port()
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
-        "config.wsgi:application",
+        config.app,
         f"--bind=127.0.0.1:{port}",
         f"--workers={config.workers}",
         f"--worker-class={config.worker_class}",
@@ -123,7 +124,9 @@ class _Summary(msgspec.Struct):
 _summary_decoder = msgspec.json.Decoder(_Summary)
 
 
-def batches_send(*, port: int, key: str, bodies: list[bytes], clients: int) -> SendResult:
+def batches_send(
+    *, port: int, key: str, bodies: list[bytes], clients: int, path: str = "/api/v1/events"
+) -> SendResult:
     """POST every body once, spread over ``clients`` concurrent keep-alive connections.
     The clock runs from the moment all clients are connected until the last answer."""
     result = SendResult()
@@ -144,7 +147,7 @@ def batches_send(*, port: int, key: str, bodies: list[bytes], clients: int) -> S
                     index = next(todo, None)
                 if index is None:
                     break
-                conn.request("POST", "/api/v1/events", body=bodies[index], headers=headers)
+                conn.request("POST", path, body=bodies[index], headers=headers)
                 response = conn.getresponse()
                 data = response.read()
                 statuses[response.status] += 1
