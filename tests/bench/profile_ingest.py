@@ -54,11 +54,13 @@ def _sql_kind(sql: str) -> str:
         ("metering_rollup_pending", "INSERT rollup marks"),
         ("metering_ingest_batch", "INSERT ingest batch"),
         ('UPDATE "tenants_tenant"', "UPDATE tenant first call"),
-        ('FROM "tenants_tenant"', "SELECT tenants"),
+        ("tenants_tenant", "SELECT tenants"),  # after the UPDATE, which names it too
         ('FROM "tenants_apikey"', "SELECT api key"),
     ):
         if marker in sql:
             return kind
+    if words.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+        return words.rsplit(" ", 1)[0]  # one kind, whatever the savepoint's generated name
     return words[:60]
 
 
