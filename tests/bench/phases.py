@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.bench.ceiling import copy_ceiling_measure
 from tests.bench.pyspy import workers_recorded
-from tests.bench.rollup import rollup_measure
+from tests.bench.rollup import rollup_bare_measure, rollup_measure
 from tests.bench.scratch import ScratchDatabase, settle
 from tests.bench.server import (
     CpuMeter,
@@ -263,6 +263,15 @@ def rollup_phase(
             f"{name}_events_per_s": rate,
             f"{name}_s": round(rollup.elapsed_s, 2),
             f"{name}_cpu_s": rollup.cpu_s,
+        }
+    if scratch.vendor == "postgresql":
+        # The backfill's events are still stored: the same grouping as one bare statement.
+        bare_s, bare_events = rollup_bare_measure(scratch=scratch)
+        rate = round(bare_events / bare_s)
+        log(f"rollup_backfill as one bare statement, one process: {rate:,} events/s")
+        figures |= {
+            "rollup_backfill_bare_s": round(bare_s, 2),
+            "rollup_backfill_bare_events_per_s": rate,
         }
     return figures
 

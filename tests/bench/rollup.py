@@ -260,3 +260,45 @@ def _pending_rows() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM metering_rollup_pending")
         return int(cursor.fetchone()[0])
+
+
+_BARE_TABLE = "bench_rollup_scratch"
+
+
+def rollup_bare_measure(*, scratch: ScratchDatabase) -> tuple[float, int]:
+    """Seconds for the rollup's own grouping statement over every stored event at once, and the
+    events it covered: one INSERT ... SELECT into a scratch copy of the rollup table (its indexes
+    included), in one process, with no claims, queue, hour locks or semi-join, and memory enough
+    that the aggregate never spills. What the rollup's SQL costs at its barest, to set the
+    workers' rate against (PostgreSQL only; the scratch table is dropped afterwards)."""
+    from django.db import connection, transaction
+
+    from apps.metering.services.rollup import (
+        _DIMENSION_SOURCES,
+        _HOUR_OF,
+        _INSERT_COLUMNS,
+        _MEASURES,
+    )
+
+    hour_of = _HOUR_OF["postgresql"]
+    dimensions = ", ".join(_DIMENSION_SOURCES.values())
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {_BARE_TABLE} (LIKE metering_usage_rollup INCLUDING ALL)")
+    try:
+        settle(scratch)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '2GB'")
+            cursor.execute("SET LOCAL enable_sort = off")
+            began = time.perf_counter()
+            cursor.execute(
+                f"INSERT INTO {_BARE_TABLE} ({', '.join(_INSERT_COLUMNS)}) "
+                f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_MEASURES.values())} "
+                f"FROM metering_event e GROUP BY e.tenant_id, {hour_of}, {dimensions}"
+            )
+            elapsed = time.perf_counter() - began
+            cursor.execute(f"SELECT COALESCE(SUM(events), 0) FROM {_BARE_TABLE}")
+            events = int(cursor.fetchone()[0])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {_BARE_TABLE}")
+    return elapsed, events
