@@ -124,12 +124,7 @@ def main() -> None:
     from django.utils import timezone
 
     from tests.bench.ceiling import copy_ceiling_measure
-    from tests.bench.phases import (
-        WARMUP_BATCH_EVENTS,
-        WARMUP_BATCHES_PER_WORKER,
-        env_int,
-        log,
-    )
+    from tests.bench.phases import env_int, log, warmup_workload
     from tests.bench.scratch import settle, tables_empty, tenants_and_key_create
     from tests.bench.server import CpuMeter, ServerConfig, batches_send, gunicorn_serving
     from tests.bench.workload import ingest_workload_make
@@ -144,14 +139,7 @@ def main() -> None:
         for n in range(env_int("BENCH_ROUNDS", 3))
     ]
     config = ServerConfig(workers=env_int("BENCH_WORKERS", 4), app="tests.bench.bare:application")
-    warmup = ingest_workload_make(
-        count=WARMUP_BATCHES_PER_WORKER * config.workers * WARMUP_BATCH_EVENTS,
-        tenants=tenants,
-        now=now,
-        seed=1,
-        first_index=10**9,
-        batch_size=WARMUP_BATCH_EVENTS,
-    )
+    warmup = warmup_workload(workers=config.workers, tenants=tenants, now=now)
     ceilings: list[float] = []
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     ratios: dict[str, list[float]] = {mode: [] for mode in MODES}

@@ -144,6 +144,19 @@ def _rounds_measure(
     return rounds
 
 
+def warmup_workload(*, workers: int, tenants: list[BenchTenant], now: datetime) -> IngestWorkload:
+    """A few small batches for every worker, sent before the clock starts: each sync worker
+    imports, connects and warms its caches on its first requests."""
+    return ingest_workload_make(
+        count=WARMUP_BATCHES_PER_WORKER * workers * WARMUP_BATCH_EVENTS,
+        tenants=tenants,
+        now=now,
+        seed=1,
+        first_index=10**9,
+        batch_size=WARMUP_BATCH_EVENTS,
+    )
+
+
 def ingest_phase(
     *,
     scratch: ScratchDatabase,
@@ -173,14 +186,7 @@ def ingest_phase(
         )
         for number in range(rounds_wanted)
     ]
-    warmup = ingest_workload_make(
-        count=WARMUP_BATCHES_PER_WORKER * config.workers * WARMUP_BATCH_EVENTS,
-        tenants=tenants,
-        now=now,
-        seed=1,
-        first_index=10**9,
-        batch_size=WARMUP_BATCH_EVENTS,
-    )
+    warmup = warmup_workload(workers=config.workers, tenants=tenants, now=now)
     log(
         f"{rounds_wanted} x {count:,} events in bodies of {workloads[0].batch_sizes[0]:,} "
         f"({workloads[0].body_bytes / 1e6:.0f} MB a round) built in "
