@@ -8,7 +8,8 @@
 4. HTTP: gunicorn serves the production settings on loopback; ``BENCH_CLIENTS`` threads POST the
    bodies to ``/api/v1/events``; every answer must be 200 and the accepted counts must add up.
 5. Rollup: ``BENCH_ROLLUP_EVENTS`` events (default 1,000,000) are loaded, then only
-   ``rollup_pending_run()`` is timed (``rollup``), for the live mix and for a backfill.
+   ``rollup_pending_run()`` is timed (``rollup``), for the live mix and for a backfill; then the
+   backfill's events are grouped once more by the rollup's statement alone, as a reference.
 6. Billing (PostgreSQL): ``BENCH_BILLING_TENANTS`` tenants (10,000) on a five-charge rate card
    over ``BENCH_BILLING_EVENTS`` events (5,000,000) are set up and rolled up, then one billing
    run drafts and finalizes every invoice on the clock; then PDF renders (``billing``).
@@ -26,7 +27,9 @@ the workers with py-spy during the timed ingest, see ``pyspy``). On SQLite the r
 to 200,000 events.
 
 Where the time goes: ``python -m tests.bench.profile_ingest`` (one batch, step by step) and
-``python -m tests.bench.explain_rollup`` (plans of the rollup statements).
+``python -m tests.bench.explain_rollup`` (plans of the rollup statements). What the ingest
+target asks of the machine: ``python -m tests.bench.bare`` (a bare prototype of the path against
+the same ceiling).
 """
 
 import json
