@@ -246,10 +246,11 @@ def rollup_phase(
         ("rollup", env_fraction("BENCH_LATE_FRACTION", LATE_FRACTION)),
         ("rollup_backfill", env_fraction("BENCH_ROLLUP_LATE_FRACTION", 1.0)),
     )
+    count = env_int("BENCH_ROLLUP_EVENTS", default)
     for name, late_fraction in scenarios:
         rollup = rollup_measure(
             scratch=scratch,
-            count=env_int("BENCH_ROLLUP_EVENTS", default),
+            count=count,
             tenants=tenants,
             now=now,
             late_fraction=late_fraction,
@@ -273,6 +274,8 @@ def rollup_phase(
     if scratch.vendor == "postgresql":
         # The backfill's events are still stored: the same grouping as one bare statement.
         bare_s, bare_events = rollup_bare_measure(scratch=scratch)
+        if bare_events != count:
+            raise RuntimeError(f"bare rollup: {bare_events:,} events grouped of {count:,}")
         rate = round(bare_events / bare_s)
         log(f"rollup_backfill as one bare statement, one process: {rate:,} events/s")
         figures |= {
