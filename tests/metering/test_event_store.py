@@ -4,7 +4,6 @@ attempt wrote is gone. Overlapping batches wait for each other in one key order 
 deadlock, also against a batch that creates a month's partition."""
 
 import threading
-import time
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -19,6 +18,7 @@ from apps.metering.services.event_schema import ATTRIBUTE_COLUMNS
 from apps.metering.services.event_store import StagedEvent, _key_order, event_rows_append
 from apps.metering.services.ingest import IngestResult, _store
 from tests.concurrency import lock_waiters
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.postgres]
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -157,13 +157,6 @@ def _raw_connection() -> psycopg.Connection:
     )
 
 
-def _until(check, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("path", ["fast", "general"])
 def test_a_batch_waits_at_its_lowest_contested_key_before_writing_higher_ones(make_tenant, path):
@@ -198,7 +191,7 @@ def test_a_batch_waits_at_its_lowest_contested_key_before_writing_higher_ones(ma
     sender = threading.Thread(target=send)
     sender.start()
     try:
-        _until(lambda: lock_waiters() == 1)  # the sender waits on e2
+        wait_for(lambda: lock_waiters() == 1, timeout=20, what="the sender to wait on e2")
         holder.execute("SET lock_timeout = '500ms'")  # below deadlock_timeout (1 s)
         try:
             holder.execute(insert_key, [acme.id, "e3", HASH_A])
@@ -260,7 +253,7 @@ def test_a_batch_creating_a_partition_does_not_deadlock_with_a_fast_batch(make_t
     assert keys_written.wait(timeout=20)
     t2.start()
     try:
-        _until(lambda: lock_waiters() == 1)  # T2 waits, on T1
+        wait_for(lambda: lock_waiters() == 1, timeout=20, what="T2 to wait on T1")
     finally:
         resume.set()
         t1.join(timeout=30)
