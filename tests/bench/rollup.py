@@ -277,10 +277,11 @@ def rollup_bare_measure(*, scratch: ScratchDatabase) -> tuple[float, int]:
         _DIMENSION_SOURCES,
         _HOUR_OF,
         _INSERT_COLUMNS,
-        _MEASURES,
+        _measures,
     )
 
     hour_of = _HOUR_OF["postgresql"]
+    measures = ", ".join(_measures("postgresql").values())
     dimensions = ", ".join(_DIMENSION_SOURCES.values())
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE {_BARE_TABLE} (LIKE metering_usage_rollup INCLUDING ALL)")
@@ -292,7 +293,7 @@ def rollup_bare_measure(*, scratch: ScratchDatabase) -> tuple[float, int]:
             began = time.perf_counter()
             cursor.execute(
                 f"INSERT INTO {_BARE_TABLE} ({', '.join(_INSERT_COLUMNS)}) "
-                f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_MEASURES.values())} "
+                f"SELECT e.tenant_id, {hour_of}, {dimensions}, {measures} "
                 f"FROM metering_event e GROUP BY e.tenant_id, {hour_of}, {dimensions}"
             )
             elapsed = time.perf_counter() - began

@@ -57,33 +57,45 @@ _DIMENSION_SOURCES = (
     }
 )
 assert tuple(_DIMENSION_SOURCES) == (*ROLLUP_DIMENSIONS, *ROLLUP_FLAGS)
-_SUMMED = (
+_SUMMED_BIGINT = (
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
-    "credits",
-    "quantity",
-    "cost",
     "bytes_in",
     "bytes_out",
 )
-_MEASURES = {
-    "events": "COUNT(*)",
-    **{name: f"COALESCE(SUM(e.{name}), 0)" for name in _SUMMED},
-    "latency_ms_sum": "COALESCE(SUM(e.latency_ms), 0)",
-    "latency_ms_max": "MAX(e.latency_ms)",
-    # FILTER counts: a plain count transition per row, where SUM(CASE ...) evaluated an
-    # expression and added a numeric for every event.
-    "errors": "COUNT(*) FILTER (WHERE e.status_code >= 400)",
-    "retries": "COUNT(*) FILTER (WHERE e.attempt > 1)",
-    "cache_hits": "COUNT(*) FILTER (WHERE e.cache_hit)",
-    "external_calls": "COUNT(*) FILTER (WHERE e.external)",
-    "traced_calls": "COUNT(e.trace_id)",
-    "root_calls": "COUNT(e.trace_id) FILTER (WHERE e.parent_span_id IS NULL)",
+_SUMMED_NUMERIC = ("credits", "quantity", "cost")
+# On PostgreSQL the sums are aggregates whose state is the running total itself (migration
+# 0011): SUM's per-group accumulators cost two thirds of a backfill's rollup time.
+_SUM = {
+    "postgresql": {"bigint": "percall_sum_bigint", "numeric": "percall_sum_numeric"},
+    "sqlite": {"bigint": "SUM", "numeric": "SUM"},
 }
-_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, *_MEASURES]
+
+
+def _measures(vendor: str) -> dict[str, str]:
+    """The rollup's measures, each an aggregate over the hour's events ``e``."""
+    sums = _SUM["postgresql" if vendor == "postgresql" else "sqlite"]
+    return {
+        "events": "COUNT(*)",
+        **{name: f"COALESCE({sums['bigint']}(e.{name}), 0)" for name in _SUMMED_BIGINT},
+        **{name: f"COALESCE({sums['numeric']}(e.{name}), 0)" for name in _SUMMED_NUMERIC},
+        "latency_ms_sum": f"COALESCE({sums['numeric']}(e.latency_ms), 0)",
+        "latency_ms_max": "MAX(e.latency_ms)",
+        # FILTER counts: a plain count transition per row, where SUM(CASE ...) evaluated an
+        # expression and added a numeric for every event.
+        "errors": "COUNT(*) FILTER (WHERE e.status_code >= 400)",
+        "retries": "COUNT(*) FILTER (WHERE e.attempt > 1)",
+        "cache_hits": "COUNT(*) FILTER (WHERE e.cache_hit)",
+        "external_calls": "COUNT(*) FILTER (WHERE e.external)",
+        "traced_calls": "COUNT(e.trace_id)",
+        "root_calls": "COUNT(e.trace_id) FILTER (WHERE e.parent_span_id IS NULL)",
+    }
+
+
+_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, *_measures("sqlite")]
 _HOUR_OF = {
     # date_bin is arithmetic on the stored microseconds; date_trunc on a timestamptz looks the
     # session's zone up for every row.
@@ -220,7 +232,7 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
         cursor.execute("SET LOCAL enable_nestloop = off")
     cursor.execute(
         f"{source} INSERT INTO metering_usage_rollup ({', '.join(_INSERT_COLUMNS)}) "
-        f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_MEASURES.values())} "
+        f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_measures(vendor).values())} "
         f'FROM metering_event e WHERE e."timestamp" >= %s AND e."timestamp" < %s '
         f"AND {tenant_filter} AND (e.tenant_id, {hour_of}) IN (SELECT tenant_id, hour FROM c) "
         f"GROUP BY e.tenant_id, {hour_of}, {dimensions}",
