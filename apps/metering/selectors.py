@@ -11,9 +11,9 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, DecimalField, F, Max, Min, QuerySet, Sum
+from django.db.models import Count, DecimalField, F, Func, Max, Min, QuerySet, Sum
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce, TruncDay
+from django.db.models.functions import Coalesce, TruncDay
 
 from apps.metering.errors import UsageQueryInvalid
 from apps.metering.models import (
@@ -262,13 +262,50 @@ def _lookup(field: str) -> str:
     return field
 
 
+class _PropertyNumber(Func):
+    """A property's value as an exact decimal when it is a JSON number, else NULL: what the
+    meter rollups read (``apps.metering.services.meters``), so that a string, a boolean or an
+    object under a summed key counts as no value rather than failing the cast."""
+
+    output_field = DecimalField(max_digits=38, decimal_places=12)
+
+    def __init__(self, key: str) -> None:
+        super().__init__(F("properties"))
+        self.key = key
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, list[Any]]:
+        column, column_params = compiler.compile(self.source_expressions[0])
+        key = self.key
+        if connection.vendor == "postgresql":
+            sql = (
+                f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' "
+                f"THEN ({column} ->> %s)::numeric END"
+            )
+            return sql, [*column_params, key, *column_params, key]
+        path = f'$."{key}"'
+        sql = (
+            f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
+            f"THEN json_extract({column}, %s) END"
+        )
+        return sql, [*column_params, path, *column_params, path]
+
+
 def _value(field: str, *, numeric: bool) -> Any:
-    """An expression for a meter's value field; JSON properties are read as text, and cast to
-    an exact decimal when they are summed or compared."""
+    """An expression for a meter's value field; JSON properties are read as text, or as an
+    exact decimal (JSON numbers only) when they are summed or compared."""
     if not field.startswith("properties."):
         return F(field)
-    text = KT(_lookup(field))
-    return Cast(text, DecimalField(max_digits=38, decimal_places=12)) if numeric else text
+    if numeric:
+        return _PropertyNumber(field.removeprefix("properties."))
+    return KT(_lookup(field))
 
 
 def meter_quantities(

@@ -169,3 +169,30 @@ def test_an_empty_window(acme):
     assert quantities(meter("sum", "input_tokens"), acme, start, end) == {(): Decimal(0)}
     assert quantities(meter("latest", "input_tokens"), acme, start, end) == {}
     assert quantities(meter("sum", "input_tokens", group_by=["model"]), acme, start, end) == {}
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [
+        pytest.param("sum", Decimal("2.5") + 1, id="sum"),
+        pytest.param("max", Decimal("2.5"), id="max"),
+        pytest.param("latest", Decimal(0), id="latest"),  # the last event's is not a number
+    ],
+)
+def test_a_property_that_is_not_a_json_number_counts_as_no_value(
+    make_tenant, aggregation, expected
+):
+    # given units sent as numbers, as text, as a boolean and as an object in one hour; on
+    # PostgreSQL casting the text "many" to a decimal would fail the whole query
+    tenant = make_tenant("acme")
+    ingest(
+        llm("n1", "2026-11-20T10:00:00Z", "gpt-4o", 1, units=2.5),
+        llm("n2", "2026-11-20T10:10:00Z", "gpt-4o", 1, units="many"),
+        llm("n3", "2026-11-20T10:20:00Z", "gpt-4o", 1, units=1),
+        llm("n4", "2026-11-20T10:30:00Z", "gpt-4o", 1, units=True),
+        llm("n5", "2026-11-20T10:40:00Z", "gpt-4o", 1, units={"n": 9}),
+        llm("n6", "2026-11-20T10:50:00Z", "gpt-4o", 1, units="7"),
+    )
+
+    # when a meter reads the property, then only the JSON numbers count, as the rollups read it
+    assert quantities(meter(aggregation, "properties.units"), tenant) == {(): expected}
