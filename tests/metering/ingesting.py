@@ -16,3 +16,16 @@ def ingest_events(*events: dict, backfill: bool = False) -> IngestResult:
     )
     assert result.rejected == result.conflicts == 0, result.results
     return result
+
+
+def llm_event(event_id: str, at: str, model: str, tokens: int, **properties) -> dict:
+    """An acme ``llm.call`` of ``model`` with ``tokens`` input tokens and ``properties``."""
+    return {
+        "id": event_id,
+        "tenant": "acme",
+        "type": "llm.call",
+        "timestamp": at,
+        "model": model,
+        "input_tokens": tokens,
+        "properties": properties,
+    }

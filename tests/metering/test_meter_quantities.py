@@ -9,6 +9,7 @@ import pytest
 from apps.metering.models import Meter
 from apps.metering.selectors import meter_quantities
 from tests.metering.ingesting import ingest_events
+from tests.metering.ingesting import llm_event as llm
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 START = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -19,18 +20,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 def ingest(*events: dict) -> None:
     result = ingest_events(*events)
     assert result.accepted == len(events), result.results
-
-
-def llm(event_id: str, at: str, model: str, tokens: int, **properties) -> dict:
-    return {
-        "id": event_id,
-        "tenant": "acme",
-        "type": "llm.call",
-        "timestamp": at,
-        "model": model,
-        "input_tokens": tokens,
-        "properties": properties,
-    }
 
 
 @pytest.fixture

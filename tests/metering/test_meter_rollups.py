@@ -14,6 +14,7 @@ from apps.metering.selectors import meter_quantities
 from apps.metering.services.meters import MeterSpec, meter_upsert
 from apps.metering.services.rollup import meter_rollups_rebuild, rollup_pending_run
 from tests.metering.ingesting import ingest_events
+from tests.metering.ingesting import llm_event as llm
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 H10 = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -52,17 +53,6 @@ METERS = {
 
 def call(event_id: str, at: str, tenant: str = "acme", **attributes) -> dict:
     return {"id": event_id, "tenant": tenant, "type": "api.call", "timestamp": at, **attributes}
-
-
-def llm(event_id: str, at: str, model: str, tokens: int) -> dict:
-    return {
-        "id": event_id,
-        "tenant": "acme",
-        "type": "llm.call",
-        "timestamp": at,
-        "model": model,
-        "input_tokens": tokens,
-    }
 
 
 @pytest.fixture
