@@ -25,7 +25,7 @@ demo: migrate ## load the demo business once (idempotent) and run the pipeline
 	$(BIN)/python manage.py pipeline_run
 
 run: demo ## set everything up and serve on http://$(HOST):$(PORT)
-	$(BIN)/python manage.py demo_info
+	$(BIN)/python manage.py demo_info --base-url http://$(HOST):$(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: test-app test-sdk ## the whole suite: Percall's, then the SDK's

@@ -213,6 +213,13 @@ def test_demo_info_prints_a_working_key_and_curl_example(loaded, client):
     assert response.json()["accepted"] == 1
 
 
+def test_demo_info_names_the_address_the_server_runs_on(loaded):
+    output = run("demo_info", "--base-url", "http://127.0.0.1:8123/")
+    assert "Percall is starting on http://127.0.0.1:8123\n" in output
+    assert "curl -sS -X POST http://127.0.0.1:8123/api/v1/events" in output
+    assert "127.0.0.1:8000" not in output
+
+
 def test_the_demo_partner_signs_in_to_the_portal_for_two_partners(loaded, client):
     output = run("demo_info")
     assert "partner / partner" in output
