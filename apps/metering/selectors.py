@@ -262,10 +262,25 @@ def _lookup(field: str) -> str:
     return field
 
 
+def json_number_sql(column: str, key: str, *, postgresql: bool) -> tuple[str, list[Any]]:
+    """SQL reading ``key`` of the JSON ``column`` as an exact decimal when it is a JSON number,
+    else NULL (a string, a boolean or an object counts as no value), and its parameters. The
+    one spelling for the meter rollups' SQL and for ``meter_quantities``."""
+    if postgresql:
+        sql = (
+            f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' THEN ({column} ->> %s)::numeric END"
+        )
+        return sql, [key, key]
+    path = f'$."{key}"'
+    sql = (
+        f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
+        f"THEN json_extract({column}, %s) END"
+    )
+    return sql, [path, path]
+
+
 class _PropertyNumber(Func):
-    """A property's value as an exact decimal when it is a JSON number, else NULL: what the
-    meter rollups read (``apps.metering.services.meters``), so that a string, a boolean or an
-    object under a summed key counts as no value rather than failing the cast."""
+    """A property of an event as ``json_number_sql`` reads it, in an ORM query."""
 
     output_field = DecimalField(max_digits=38, decimal_places=12)
 
@@ -283,19 +298,8 @@ class _PropertyNumber(Func):
         **extra_context: Any,
     ) -> tuple[str, list[Any]]:
         column, column_params = compiler.compile(self.source_expressions[0])
-        key = self.key
-        if connection.vendor == "postgresql":
-            sql = (
-                f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' "
-                f"THEN ({column} ->> %s)::numeric END"
-            )
-            return sql, [*column_params, key, *column_params, key]
-        path = f'$."{key}"'
-        sql = (
-            f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
-            f"THEN json_extract({column}, %s) END"
-        )
-        return sql, [*column_params, path, *column_params, path]
+        assert not column_params  # a plain column: no parameters to repeat
+        return json_number_sql(column, self.key, postgresql=connection.vendor == "postgresql")
 
 
 def _value(field: str, *, numeric: bool) -> Any:

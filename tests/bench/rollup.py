@@ -277,11 +277,11 @@ def rollup_bare_measure(*, scratch: ScratchDatabase) -> tuple[float, int]:
         _DIMENSION_SOURCES,
         _HOUR_OF,
         _INSERT_COLUMNS,
-        _measures,
+        _MEASURES,
     )
 
     hour_of = _HOUR_OF["postgresql"]
-    measures = ", ".join(_measures("postgresql").values())
+    measures = ", ".join(_MEASURES["postgresql"].values())
     dimensions = ", ".join(_DIMENSION_SOURCES.values())
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE {_BARE_TABLE} (LIKE metering_usage_rollup INCLUDING ALL)")

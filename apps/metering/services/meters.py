@@ -16,6 +16,7 @@ from uuid import UUID
 from django.db import connection, transaction
 
 from apps.metering.models import ROLLUP_DIMENSIONS, Meter, MeterRollup, RollupHour
+from apps.metering.selectors import json_number_sql
 
 # Numbers of an event a meter can sum, take the max or latest of.
 NUMERIC_FIELDS = (
@@ -192,17 +193,9 @@ class _Sql:
         key = property_key(field)
         if key is None:
             return f"{alias}.{_column(field, NUMERIC_FIELDS)}"
-        if self.pg:  # JSON numbers only: a string or object reads as no value
-            params.extend([key, key])
-            return (
-                f"CASE WHEN jsonb_typeof({alias}.properties -> %s) = 'number' "
-                f"THEN ({alias}.properties ->> %s)::numeric END"
-            )
-        params.extend([f'$."{key}"', f'$."{key}"'])
-        return (
-            f"CASE WHEN json_type({alias}.properties, %s) IN ('integer', 'real') "
-            f"THEN json_extract({alias}.properties, %s) END"
-        )
+        sql, key_params = json_number_sql(f"{alias}.properties", key, postgresql=self.pg)
+        params.extend(key_params)
+        return sql
 
     def group_key(self, values: list[str]) -> str:
         inner = ", ".join(f"COALESCE({v}, '')" for v in values)
@@ -349,20 +342,17 @@ def meter_rollups_recompute(
         # 0.35 s per meter (``make bench``, billing set-up). On PostgreSQL one range scan of
         # the window's tenants, kept to the pairs by hashing, as the raw events are.
         types = sorted(usage_types)
-        marks = ", ".join("%s" for _ in types)
+        where = (
+            "(tenant_id, hour) IN (SELECT tenant_id, hour FROM c) "
+            f"AND event_type IN ({', '.join('%s' for _ in types)})"
+        )
+        where_params: list[Any] = types
         if sql.pg:
-            source += (
-                ", u AS MATERIALIZED (SELECT * FROM metering_usage_rollup WHERE tenant_id = "
-                "ANY(%s::uuid[]) AND hour >= %s AND hour < %s AND (tenant_id, hour) IN "
-                f"(SELECT tenant_id, hour FROM c) AND event_type IN ({marks}))"
-            )
-            source_params = [*source_params, tenants, start, end, *types]
-        else:
-            source += (
-                ", u AS (SELECT * FROM metering_usage_rollup WHERE (tenant_id, hour) IN "
-                f"(SELECT tenant_id, hour FROM c) AND event_type IN ({marks}))"
-            )
-            source_params = [*source_params, *types]
+            where = f"tenant_id = ANY(%s::uuid[]) AND hour >= %s AND hour < %s AND {where}"
+            where_params = [tenants, start, end, *types]
+        materialized = "MATERIALIZED " if sql.pg else ""
+        source += f", u AS {materialized}(SELECT * FROM metering_usage_rollup WHERE {where})"
+        source_params = [*source_params, *where_params]
     if sql.pg:
         # Probing the events or the rollup rows of every pair through an index (the plan the
         # planner picks, expecting a few pairs) took twice the CPU of a range scan and a hash.

@@ -67,22 +67,15 @@ _SUMMED_BIGINT = (
     "bytes_out",
 )
 _SUMMED_NUMERIC = ("credits", "quantity", "cost")
-# On PostgreSQL the sums are aggregates whose state is the running total itself (migration
-# 0011): SUM's per-group accumulators cost two thirds of a backfill's rollup time.
-_SUM = {
-    "postgresql": {"bigint": "percall_sum_bigint", "numeric": "percall_sum_numeric"},
-    "sqlite": {"bigint": "SUM", "numeric": "SUM"},
-}
 
 
-def _measures(vendor: str) -> dict[str, str]:
+def _measures(bigint_sum: str, numeric_sum: str) -> dict[str, str]:
     """The rollup's measures, each an aggregate over the hour's events ``e``."""
-    sums = _SUM["postgresql" if vendor == "postgresql" else "sqlite"]
     return {
         "events": "COUNT(*)",
-        **{name: f"COALESCE({sums['bigint']}(e.{name}), 0)" for name in _SUMMED_BIGINT},
-        **{name: f"COALESCE({sums['numeric']}(e.{name}), 0)" for name in _SUMMED_NUMERIC},
-        "latency_ms_sum": f"COALESCE({sums['numeric']}(e.latency_ms), 0)",
+        **{name: f"COALESCE({bigint_sum}(e.{name}), 0)" for name in _SUMMED_BIGINT},
+        **{name: f"COALESCE({numeric_sum}(e.{name}), 0)" for name in _SUMMED_NUMERIC},
+        "latency_ms_sum": f"COALESCE({numeric_sum}(e.latency_ms), 0)",
         "latency_ms_max": "MAX(e.latency_ms)",
         # FILTER counts: a plain count transition per row, where SUM(CASE ...) evaluated an
         # expression and added a numeric for every event.
@@ -95,7 +88,13 @@ def _measures(vendor: str) -> dict[str, str]:
     }
 
 
-_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, *_measures("sqlite")]
+_MEASURES = {
+    # On PostgreSQL the sums are aggregates whose state is the running total itself (migration
+    # 0011): SUM's per-group accumulators cost two thirds of a backfill's rollup time.
+    "postgresql": _measures("percall_sum_bigint", "percall_sum_numeric"),
+    "sqlite": _measures("SUM", "SUM"),
+}
+_INSERT_COLUMNS = ["tenant_id", "hour", *ROLLUP_DIMENSIONS, *ROLLUP_FLAGS, *_MEASURES["sqlite"]]
 _HOUR_OF = {
     # date_bin is arithmetic on the stored microseconds; date_trunc on a timestamptz looks the
     # session's zone up for every row.
@@ -202,6 +201,7 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
     """Delete and rebuild the rollup rows of ``pairs``, all within one short time window."""
     vendor = connection.vendor
     hour_of = _HOUR_OF["postgresql" if vendor == "postgresql" else "sqlite"]
+    measures = ", ".join(_MEASURES["postgresql" if vendor == "postgresql" else "sqlite"].values())
     start, end = pairs[0][1], pairs[-1][1] + _HOUR
     tenants = sorted({tenant_id for tenant_id, _ in pairs})
     if vendor == "postgresql":
@@ -232,7 +232,7 @@ def _recompute_window(cursor: Any, pairs: list[TenantHour]) -> None:
         cursor.execute("SET LOCAL enable_nestloop = off")
     cursor.execute(
         f"{source} INSERT INTO metering_usage_rollup ({', '.join(_INSERT_COLUMNS)}) "
-        f"SELECT e.tenant_id, {hour_of}, {dimensions}, {', '.join(_measures(vendor).values())} "
+        f"SELECT e.tenant_id, {hour_of}, {dimensions}, {measures} "
         f'FROM metering_event e WHERE e."timestamp" >= %s AND e."timestamp" < %s '
         f"AND {tenant_filter} AND (e.tenant_id, {hour_of}) IN (SELECT tenant_id, hour FROM c) "
         f"GROUP BY e.tenant_id, {hour_of}, {dimensions}",
